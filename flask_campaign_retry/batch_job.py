@@ -1,0 +1,175 @@
+"""The job that sends one batch: claim, exclude, validate, submit, write, maybe finalize."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from .addresses import address_problem
+from .clock import utcnow
+from .finalize import finalize_attempt
+from .message import build_message
+from .outcomes import BatchOutcome, OutcomeWriter
+from .providers.base import BatchRecipient, BatchRef, OutgoingMessage
+from .sql import claim_where
+from .state import AppState, get_state
+from .statuses import BatchStatus, RecipientStatus
+from .submission import submit
+
+log = logging.getLogger("flask_campaign_retry")
+
+CLAIMABLE = (BatchStatus.QUEUED,)
+MESSAGE_CACHE_SIZE = 64
+
+
+def _claim(state: AppState, batch_id: int, token: str) -> tuple[Any, int] | None:
+    """Compare-and-set the batch to SENDING under a lease; (campaign id, attempt id) or None."""
+    session = state.db.session
+    batches = state.models.batch.__table__
+    attempts = state.models.attempt.__table__
+    b = batches.c
+    not_halted = ~sa.exists().where(attempts.c.id == b.attempt_id, attempts.c.halt_reason.isnot(None))
+    condition = sa.and_(b.id == batch_id, b.status.in_(CLAIMABLE), not_halted)
+    dialect = session.get_bind().dialect.name
+    row = session.execute(
+        sa.update(batches)
+        .where(claim_where(batches, dialect, condition))
+        .values(
+            status=BatchStatus.SENDING,
+            claim_token=token,
+            lease_until=utcnow() + timedelta(seconds=state.settings.lease_seconds),
+            tries=b.tries + 1,
+        )
+        .returning(b.campaign_id, b.attempt_id)
+    ).first()
+    return (row[0], int(row[1])) if row is not None else None
+
+
+def _cancel_if_halted(state: AppState, batch_id: int) -> int | None:
+    """A queued batch of a halted attempt is cancelled (its recipients stay never-submitted)."""
+    session = state.db.session
+    batches = state.models.batch.__table__
+    attempts = state.models.attempt.__table__
+    halted = sa.exists().where(
+        attempts.c.id == batches.c.attempt_id, attempts.c.halt_reason.isnot(None)
+    )
+    row = session.execute(
+        sa.update(batches)
+        .where(batches.c.id == batch_id, batches.c.status.in_(CLAIMABLE), halted)
+        .values(status=BatchStatus.CANCELLED, settled_at=utcnow())
+        .returning(batches.c.attempt_id)
+    ).first()
+    if row is None:
+        return None
+    attempt_id = int(row[0])
+    writer = OutcomeWriter(state)
+    settled, total = writer.count_into_attempt(BatchOutcome(batch_id, attempt_id, ""))
+    session.commit()
+    return attempt_id if settled >= total else None
+
+
+def _take_recipients(state: AppState, batch_id: int) -> list[BatchRecipient]:
+    recipients = state.models.recipient.__table__
+    r = recipients.c
+    rows = state.db.session.execute(
+        sa.update(recipients)
+        .where(r.batch_id == batch_id, r.status == RecipientStatus.PENDING)
+        .values(status=RecipientStatus.SENDING)
+        .returning(r.id, r.email, r.variables)
+    ).all()
+    rows.sort(key=lambda row: row[0])
+    return [BatchRecipient(int(rid), email, variables or {}) for rid, email, variables in rows]
+
+
+class _LazyCampaign:
+    """Loads the campaign row only when a hook needs it (most batches hit the message cache)."""
+
+    def __init__(self, state: AppState, campaign_id: Any) -> None:
+        self._state = state
+        self._id = campaign_id
+        self._row: Any = None
+
+    def get(self) -> Any:
+        if self._row is None:
+            self._row = self._state.db.session.get(self._state.models.campaign, self._id)
+        return self._row
+
+
+def _message(state: AppState, campaign: _LazyCampaign, attempt_id: int) -> OutgoingMessage:
+    """Build the attempt's message once per process: every batch of an attempt sends the same."""
+    cached = state.message_cache.get(attempt_id)
+    if cached is not None:
+        return cached
+    builder = state.extension.hooks.message_builder
+    assert builder is not None  # checked by CampaignRetry.send
+    message = build_message(builder(campaign.get()))
+    if len(state.message_cache) >= MESSAGE_CACHE_SIZE:
+        state.message_cache.clear()
+    state.message_cache[attempt_id] = message
+    return message
+
+
+def _exclusions(state: AppState, campaign: _LazyCampaign, recipients: list[BatchRecipient]) -> set[str]:
+    hook = state.extension.hooks.exclude_recipients
+    if hook is None or not recipients:
+        return set()
+    return set(hook(campaign.get(), [recipient.email for recipient in recipients]))
+
+
+def run_batch(batch_id: int) -> str:
+    """Send batch ``batch_id`` once; safe to run twice or concurrently (only one claim wins)."""
+    state = get_state()
+    session = state.db.session
+    token = uuid.uuid4().hex
+    claimed = _claim(state, batch_id, token)
+    if claimed is None:
+        session.rollback()
+        finished = _cancel_if_halted(state, batch_id)
+        if finished is not None:
+            finalize_attempt(state, finished)
+            return "cancelled"
+        return "not claimable"
+    campaign_id, attempt_id = claimed
+    recipients = _take_recipients(state, batch_id)
+    session.commit()
+
+    outcome = BatchOutcome(batch_id, attempt_id, token, all_claimed_ids=[r.id for r in recipients])
+    campaign = _LazyCampaign(state, campaign_id)
+    try:
+        message = _message(state, campaign, attempt_id)
+        excluded = _exclusions(state, campaign, recipients)
+    except Exception as exc:  # noqa: BLE001 - a host hook failed: recorded, never swallowed
+        log.exception("host hook failed for campaign %s batch %s", campaign_id, batch_id)
+        outcome.builder_error = f"the host's hook raised {type(exc).__name__}: {exc}"[:500]
+    else:
+        to_send: list[BatchRecipient] = []
+        for recipient in recipients:
+            if recipient.email in excluded:
+                outcome.skipped_ids.append(recipient.id)
+            elif (problem := address_problem(recipient.email)) is not None:
+                outcome.invalid.append((recipient.id, problem))
+            else:
+                to_send.append(recipient)
+        ref = BatchRef(campaign_id=campaign_id, attempt_id=attempt_id, batch_id=batch_id)
+        outcome.result = submit(state.provider(current_app), message, to_send, ref)
+    return _record(state, outcome)
+
+
+def _record(state: AppState, outcome: BatchOutcome) -> str:
+    session = state.db.session
+    writer = OutcomeWriter(state)
+    if not writer.settle_batch(outcome):
+        session.rollback()
+        log.warning("batch %s lost its claim before its outcome was written", outcome.batch_id)
+        return "claim lost"
+    writer.write_recipients(outcome)
+    settled, total = writer.count_into_attempt(outcome)
+    session.commit()
+    if settled >= total:
+        finalize_attempt(state, outcome.attempt_id)
+    return "settled"

@@ -1,0 +1,161 @@
+"""``CampaignRetry``: the extension object a host registers with ``init_app``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask
+
+from .config import DEFAULTS, load_settings
+from .errors import ConfigurationError
+from .hooks import (
+    Authorizer,
+    CloneFields,
+    CurrentUser,
+    Hooks,
+    MessageBuilder,
+    RecipientExcluder,
+    RecipientsLoader,
+)
+from .mixins import CampaignMixin
+from .models import tracking_models
+from .state import EXTENSION_KEY, AppState, get_state
+
+log = logging.getLogger("flask_campaign_retry")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CampaignRetry:
+    """Owns the send-and-recover path of a host's campaigns.
+
+    ::
+
+        retry = CampaignRetry()
+        retry.init_app(app, db=db, campaign_model=Campaign)
+
+        @retry.recipients_loader
+        def load(campaign): ...
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        db: Any = None,
+        campaign_model: type | None = None,
+    ) -> None:
+        self.hooks = Hooks()
+        if app is not None:
+            self.init_app(app, db=db, campaign_model=campaign_model)
+
+    # -- registration -------------------------------------------------------------------------
+
+    def init_app(self, app: Flask, *, db: Any, campaign_model: type) -> None:
+        """Register on ``app``: apply config defaults, validate them, declare the tables."""
+        if EXTENSION_KEY in app.extensions:
+            raise ConfigurationError(
+                f"flask-campaign-retry is already initialised on app {app.name!r}; call "
+                "init_app once per app (create a new app in each test instead)."
+            )
+        if db is None or not hasattr(db, "Model") or not hasattr(db, "session"):
+            raise ConfigurationError(
+                "init_app needs db=<your flask_sqlalchemy.SQLAlchemy instance>."
+            )
+        if not isinstance(campaign_model, type) or not issubclass(campaign_model, CampaignMixin):
+            raise ConfigurationError(
+                "init_app needs campaign_model=<your campaign model>, a db.Model subclass that "
+                "inherits CampaignMixin: `class Campaign(CampaignMixin, db.Model): ...`."
+            )
+        for key, value in DEFAULTS.items():
+            app.config.setdefault(key, value)
+        settings = load_settings(app.config)
+        models = tracking_models(db, campaign_model)
+        app.extensions[EXTENSION_KEY] = AppState(
+            extension=self, settings=settings, db=db, models=models
+        )
+        if settings.redis_url is None:
+            log.warning(
+                "CAMPAIGN_RETRY_REDIS_URL is not set: using the embedded in-process queue, "
+                "which is for development only. Production needs a real Redis and "
+                "`flask campaign-retry worker` processes."
+            )
+        if self.hooks.authorize is None:
+            log.warning(
+                "No @retry.authorize hook is registered yet: until one is, every "
+                "campaign-retry route answers 403."
+            )
+
+    # -- hook decorators (each returns the function) --------------------------------------------
+
+    def recipients_loader(self, func: RecipientsLoader) -> RecipientsLoader:
+        """``campaign -> iterable`` of emails, (email, vars) tuples or {'email', 'variables'}."""
+        self.hooks.recipients_loader = func
+        return func
+
+    def message_builder(self, func: MessageBuilder) -> MessageBuilder:
+        """``campaign -> OutgoingMessage`` or a dict with subject, from, html/text, ..."""
+        self.hooks.message_builder = func
+        return func
+
+    def authorize(self, func: Authorizer) -> Authorizer:
+        """``(campaign, action) -> bool`` with action in {"retry", "clone", "view", "send"}."""
+        self.hooks.authorize = func
+        return func
+
+    def exclude_recipients(self, func: RecipientExcluder) -> RecipientExcluder:
+        """``(campaign, [emails]) -> emails to skip`` (unsubscribed or suppressed since)."""
+        self.hooks.exclude_recipients = func
+        return func
+
+    def clone_fields(self, func: CloneFields) -> CloneFields:
+        """``campaign -> names of the host's columns a clone copies``."""
+        self.hooks.clone_fields = func
+        return func
+
+    def current_user(self, func: CurrentUser) -> CurrentUser:
+        """``() -> id of the user acting now`` (recorded in the attempt log)."""
+        self.hooks.current_user = func
+        return func
+
+    # -- operations ------------------------------------------------------------------------------
+
+    def _state(self) -> AppState:
+        return get_state(extension=self)
+
+    def _require_send_hooks(self) -> None:
+        missing = [
+            name
+            for name in ("recipients_loader", "message_builder")
+            if getattr(self.hooks, name) is None
+        ]
+        if missing:
+            raise ConfigurationError(
+                "Cannot send: register " + " and ".join(f"@retry.{name}" for name in missing)
+                + " first."
+            )
+
+    def _actor(self, triggered_by: str | None) -> str | None:
+        if triggered_by is not None:
+            return triggered_by
+        hook = self.hooks.current_user
+        user = hook() if hook is not None else None
+        return None if user is None else str(user)
+
+    def send(self, campaign: Any, *, triggered_by: str | None = None) -> Any:
+        """Start sending a DRAFT or SCHEDULED campaign; returns the attempt row.
+
+        Raises :class:`TransitionRefused` when the campaign is not sendable (nothing changes)
+        and :class:`ConfigurationError` when a required hook is missing.
+        """
+        state = self._state()
+        self._require_send_hooks()
+        from .sending import start_send
+
+        return start_send(state, campaign, self._actor(triggered_by))
+
+    def models(self) -> Any:
+        """The tracking models (recipient, batch, attempt) of the current app."""
+        return self._state().models

@@ -1,0 +1,110 @@
+"""Settle a finished attempt: exactly one caller computes the campaign's status and counts."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+
+from .clock import utcnow
+from .failure_summary import summarize_failures
+from .state import AppState
+from .statuses import EmailStatus, RecipientStatus
+
+log = logging.getLogger("flask_campaign_retry")
+
+
+def campaign_status(accepted: int, considered: int, *, halted: bool = False) -> EmailStatus:
+    """SENT when every considered recipient was accepted, PARTIALLY_SENT when some, else FAILED.
+
+    Skipped recipients are not considered. With nobody to consider, a halted attempt (empty list,
+    the loader failed) is FAILED; otherwise nothing failed (everyone was excluded), so SENT.
+    """
+    if considered == 0:
+        return EmailStatus.FAILED if halted else EmailStatus.SENT
+    if accepted >= considered:
+        return EmailStatus.SENT
+    if accepted > 0:
+        return EmailStatus.PARTIALLY_SENT
+    return EmailStatus.FAILED
+
+
+def _recipient_counts(session: Any, recipients: sa.Table, campaign_id: Any) -> dict[str, int]:
+    rows = session.execute(
+        sa.select(recipients.c.status, sa.func.count())
+        .where(recipients.c.campaign_id == campaign_id)
+        .group_by(recipients.c.status)
+    ).all()
+    return {str(getattr(status, "value", status)): int(n) for status, n in rows}
+
+
+def finalize_attempt(state: AppState, attempt_id: int) -> EmailStatus | None:
+    """Close ``attempt_id`` and set its campaign's status; None if someone else already did.
+
+    The close is a compare-and-set on ``ended_at``, so concurrent callers finalize once.
+    """
+    session = state.db.session
+    models = state.models
+    attempts = models.attempt.__table__
+    now = utcnow()
+    closed = session.execute(
+        sa.update(attempts)
+        .where(attempts.c.id == attempt_id, attempts.c.ended_at.is_(None))
+        .values(ended_at=now)
+    )
+    if closed.rowcount != 1:
+        session.rollback()
+        return None
+    attempt = session.get(models.attempt, attempt_id)
+    session.refresh(attempt)
+    campaign = session.get(models.campaign, attempt.campaign_id)
+    counts = _recipient_counts(session, models.recipient.__table__, campaign.id)
+    total = sum(counts.values())
+    accepted = counts.get(RecipientStatus.SENT, 0) + counts.get(RecipientStatus.DELIVERED, 0)
+    considered = total - counts.get(RecipientStatus.SKIPPED, 0)
+    halted = attempt.halt_reason is not None
+    status = campaign_status(accepted, considered, halted=halted)
+    attempt_status = campaign_status(
+        attempt.sent, attempt.targeted - attempt.skipped, halted=halted
+    )
+    reason = summarize_failures(
+        session,
+        models.recipient.__table__,
+        campaign.id,
+        not_accepted=considered - accepted,
+        considered=considered,
+        never_submitted=counts.get(RecipientStatus.PENDING, 0),
+        halt_reason=attempt.halt_reason,
+    )
+    attempt.outcome = attempt_status.value
+    attempt.error_summary = reason
+    campaign.status = status
+    campaign.successful_sends = accepted
+    campaign.total_recipients = total
+    campaign.last_attempt_at = now
+    campaign.failure_reason = reason
+    campaign.failed_at = None if status is EmailStatus.SENT else now
+    session.commit()
+    log.info(
+        "campaign %s attempt %s finished %s: %d of %d accepted",
+        campaign.id,
+        attempt_id,
+        status.value,
+        accepted,
+        considered,
+        extra={
+            "campaign_retry": {
+                "event": "attempt_finished",
+                "campaign_id": campaign.id,
+                "attempt_id": attempt_id,
+                "status": status.value,
+                "accepted": accepted,
+                "considered": considered,
+            }
+        },
+    )
+    from .signals import emit_campaign_finished
+
+    emit_campaign_finished(campaign, attempt, status)
+    return status

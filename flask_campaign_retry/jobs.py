@@ -1,0 +1,16 @@
+"""RQ entry points. They take ids only and run inside the app context (see queueing)."""
+
+from __future__ import annotations
+
+from .batch_job import run_batch
+from .sending import prepare_attempt as _prepare_attempt
+
+
+def prepare_attempt(attempt_id: int) -> str:
+    """Snapshot or target an attempt's recipients and enqueue its batches."""
+    return _prepare_attempt(attempt_id)
+
+
+def send_batch(batch_id: int) -> str:
+    """Claim and send one batch."""
+    return run_batch(batch_id)

@@ -1,0 +1,186 @@
+"""The extension's own tables, bound to the host's ``db`` and its campaign model.
+
+They are declared on the host's ``db.Model`` so they land in the host's metadata and its own
+Flask-Migrate history (no Alembic branch of ours). They are built once per campaign model class:
+every app that uses the same ``db`` and model shares the same mapped classes, just as the host's
+own models are shared.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .clock import utcnow
+from .columns import RECIPIENT_STATUS, SHORT_TEXT, BigId
+from .errors import ConfigurationError
+from .statuses import BatchStatus, RecipientStatus
+
+TABLE_PREFIX = "campaign_retry"
+
+
+@dataclass(frozen=True)
+class TrackingModels:
+    """The mapped classes the engine works with."""
+
+    campaign: Any
+    recipient: Any
+    batch: Any
+    attempt: Any
+
+
+_built: weakref.WeakKeyDictionary[type, TrackingModels] = weakref.WeakKeyDictionary()
+
+
+def tracking_models(db: Any, campaign_model: type) -> TrackingModels:
+    """Return the tracking models for ``campaign_model``, declaring them on first use."""
+    models = _built.get(campaign_model)
+    if models is None:
+        models = _declare(db, campaign_model)
+        _built[campaign_model] = models
+    return models
+
+
+def _campaign_fk(campaign_model: type) -> tuple[str, sa.types.TypeEngine[Any]]:
+    table = getattr(campaign_model, "__table__", None)
+    if table is None:
+        raise ConfigurationError(
+            f"{campaign_model.__name__} is not a mapped table: pass a db.Model subclass "
+            "with CampaignMixin as campaign_model."
+        )
+    keys = list(table.primary_key.columns)
+    if len(keys) != 1:
+        raise ConfigurationError(
+            f"{campaign_model.__name__} must have a single-column primary key, "
+            f"it has {len(keys)}."
+        )
+    return f"{table.name}.{keys[0].name}", keys[0].type
+
+
+def _declare(db: Any, campaign_model: type) -> TrackingModels:
+    campaign_ref, campaign_id_type = _campaign_fk(campaign_model)
+    p = TABLE_PREFIX
+
+    class CampaignAttempt(db.Model):  # type: ignore[name-defined,misc]
+        """One row per send attempt: initial, manual retry or automatic retry."""
+
+        __tablename__ = f"{p}_attempt"
+        __table_args__ = (
+            sa.UniqueConstraint("campaign_id", "number", name=f"uq_{p}_attempt_campaign_number"),
+        )
+
+        id: Mapped[int] = mapped_column(BigId, primary_key=True)
+        campaign_id: Mapped[Any] = mapped_column(
+            campaign_id_type,
+            sa.ForeignKey(campaign_ref, ondelete="CASCADE", name=f"fk_{p}_attempt_campaign_id"),
+            nullable=False,
+            index=True,
+        )
+        number: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+        trigger: Mapped[str] = mapped_column(sa.String(16), nullable=False)
+        triggered_by: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+        started_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False, default=utcnow)
+        ended_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
+        prepared: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
+        batches_total: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+        batches_settled: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+        targeted: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+        sent: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+        failed: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+        uncertain: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+        skipped: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+        include_uncertain: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
+        outcome: Mapped[str | None] = mapped_column(sa.String(20), nullable=True)
+        error_summary: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+        halt_reason: Mapped[str | None] = mapped_column(SHORT_TEXT, nullable=True)
+
+    class CampaignBatch(db.Model):  # type: ignore[name-defined,misc]
+        """A slice of an attempt's recipients submitted in one provider call."""
+
+        __tablename__ = f"{p}_batch"
+        __table_args__ = (
+            sa.UniqueConstraint("attempt_id", "seq", name=f"uq_{p}_batch_attempt_seq"),
+            sa.Index(f"ix_{p}_batch_status_lease", "status", "lease_until"),
+        )
+
+        id: Mapped[int] = mapped_column(BigId, primary_key=True)
+        campaign_id: Mapped[Any] = mapped_column(
+            campaign_id_type,
+            sa.ForeignKey(campaign_ref, ondelete="CASCADE", name=f"fk_{p}_batch_campaign_id"),
+            nullable=False,
+            index=True,
+        )
+        attempt_id: Mapped[int] = mapped_column(
+            BigId,
+            sa.ForeignKey(
+                f"{p}_attempt.id", ondelete="CASCADE", name=f"fk_{p}_batch_attempt_id"
+            ),
+            nullable=False,
+        )
+        seq: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+        size: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+        status: Mapped[str] = mapped_column(
+            sa.String(16), nullable=False, default=BatchStatus.QUEUED
+        )
+        tries: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+        claim_token: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+        lease_until: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
+        next_try_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
+        provider_message_id: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+        sent: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+        failed: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+        uncertain: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+        skipped: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+        error_kind: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
+        error_code: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+        error_message: Mapped[str | None] = mapped_column(SHORT_TEXT, nullable=True)
+        created_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False, default=utcnow)
+        settled_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
+
+    class CampaignRecipient(db.Model):  # type: ignore[name-defined,misc]
+        """One recipient of one campaign, frozen at the first send."""
+
+        __tablename__ = f"{p}_recipient"
+        __table_args__ = (
+            sa.UniqueConstraint("campaign_id", "email", name=f"uq_{p}_recipient_campaign_email"),
+            sa.Index(f"ix_{p}_recipient_campaign_status", "campaign_id", "status"),
+            sa.Index(f"ix_{p}_recipient_batch_status", "batch_id", "status"),
+        )
+
+        id: Mapped[int] = mapped_column(BigId, primary_key=True)
+        campaign_id: Mapped[Any] = mapped_column(
+            campaign_id_type,
+            sa.ForeignKey(
+                campaign_ref, ondelete="CASCADE", name=f"fk_{p}_recipient_campaign_id"
+            ),
+            nullable=False,
+        )
+        email: Mapped[str] = mapped_column(sa.String(320), nullable=False)
+        variables: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
+        status: Mapped[RecipientStatus] = mapped_column(
+            RECIPIENT_STATUS, nullable=False, default=RecipientStatus.PENDING
+        )
+        batch_id: Mapped[int | None] = mapped_column(
+            BigId,
+            sa.ForeignKey(f"{p}_batch.id", ondelete="SET NULL", name=f"fk_{p}_recipient_batch_id"),
+            nullable=True,
+        )
+        submissions: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+        failure_kind: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
+        error_code: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+        error_message: Mapped[str | None] = mapped_column(SHORT_TEXT, nullable=True)
+        provider_message_id: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+        sent_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
+        delivered_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
+
+    return TrackingModels(
+        campaign=campaign_model,
+        recipient=CampaignRecipient,
+        batch=CampaignBatch,
+        attempt=CampaignAttempt,
+    )

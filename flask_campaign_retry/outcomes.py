@@ -1,0 +1,199 @@
+"""Write a batch's outcome in bulk: a few statements per batch, never one per recipient."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from .clock import utcnow
+from .state import AppState
+from .statuses import BatchStatus, FailureKind, RecipientStatus
+from .submission import SubmissionResult
+
+
+@dataclass
+class BatchOutcome:
+    """Everything decided about one claimed batch, ready to be written."""
+
+    batch_id: int
+    attempt_id: int
+    claim_token: str
+    skipped_ids: list[int] = field(default_factory=list)
+    invalid: list[tuple[int, str]] = field(default_factory=list)
+    result: SubmissionResult | None = None
+    builder_error: str | None = None
+    all_claimed_ids: Sequence[int] = ()
+
+    def counts(self) -> dict[str, int]:
+        sent = failed = uncertain = 0
+        if self.result is not None:
+            for outcome in self.result.outcomes:
+                n = len(outcome.recipients)
+                if outcome.error is None:
+                    sent += n
+                elif outcome.error.kind is FailureKind.UNCERTAIN:
+                    uncertain += n
+                else:
+                    failed += n
+        failed += len(self.invalid)
+        if self.builder_error is not None:
+            failed += len(self.all_claimed_ids)
+        return {
+            "sent": sent,
+            "failed": failed,
+            "uncertain": uncertain,
+            "skipped": len(self.skipped_ids),
+        }
+
+    @property
+    def halt_reason(self) -> str | None:
+        if self.builder_error is not None:
+            return self.builder_error
+        fatal = self.result.fatal if self.result is not None else None
+        return fatal.message if fatal is not None else None
+
+
+def _ids(recipients: Iterable[Any]) -> list[int]:
+    return [recipient.id for recipient in recipients]
+
+
+class OutcomeWriter:
+    """Applies a :class:`BatchOutcome` inside the caller's transaction."""
+
+    def __init__(self, state: AppState) -> None:
+        self.session = state.db.session
+        self.recipients = state.models.recipient.__table__
+        self.batches = state.models.batch.__table__
+        self.attempts = state.models.attempt.__table__
+
+    def _set(self, where: sa.ColumnElement[bool], **values: Any) -> None:
+        self.session.execute(sa.update(self.recipients).where(where).values(**values))
+
+    def _fail(self, ids: Sequence[int], kind: str, code: int | None, message: str) -> None:
+        status = RecipientStatus.UNCERTAIN if kind == FailureKind.UNCERTAIN else RecipientStatus.FAILED
+        self._set(
+            self.recipients.c.id.in_(ids),
+            status=status,
+            failure_kind=kind,
+            error_code=code,
+            error_message=message[:500],
+            submissions=self.recipients.c.submissions + 1,
+        )
+
+    def settle_batch(self, outcome: BatchOutcome) -> bool:
+        """Mark the batch settled if this worker still holds its claim; False if it lost it."""
+        counts = outcome.counts()
+        nothing_submitted = outcome.result is not None and not outcome.result.outcomes
+        status = BatchStatus.CANCELLED if nothing_submitted and counts["sent"] == 0 else BatchStatus.DONE
+        first_error = self._first_error(outcome)
+        settled = self.session.execute(
+            sa.update(self.batches)
+            .where(
+                self.batches.c.id == outcome.batch_id,
+                self.batches.c.status == BatchStatus.SENDING,
+                self.batches.c.claim_token == outcome.claim_token,
+            )
+            .values(
+                status=status,
+                lease_until=None,
+                settled_at=utcnow(),
+                provider_message_id=self._message_id(outcome),
+                error_kind=first_error[0],
+                error_code=first_error[1],
+                error_message=first_error[2],
+                **counts,
+            )
+        )
+        return bool(settled.rowcount == 1)
+
+    @staticmethod
+    def _message_id(outcome: BatchOutcome) -> str | None:
+        if outcome.result is None:
+            return None
+        for group in outcome.result.outcomes:
+            if group.message_id:
+                return group.message_id
+        return None
+
+    @staticmethod
+    def _first_error(outcome: BatchOutcome) -> tuple[str | None, int | None, str | None]:
+        if outcome.builder_error is not None:
+            return FailureKind.FATAL.value, None, outcome.builder_error[:500]
+        if outcome.result is not None:
+            for group in outcome.result.outcomes:
+                if group.error is not None:
+                    error = group.error
+                    return error.kind.value, error.code, error.message[:500]
+        return None, None, None
+
+    def write_recipients(self, outcome: BatchOutcome) -> None:
+        """Apply each recipient's final state for this batch."""
+        r = self.recipients.c
+        if outcome.skipped_ids:
+            self._set(r.id.in_(outcome.skipped_ids), status=RecipientStatus.SKIPPED)
+        if outcome.invalid:
+            self.session.execute(
+                sa.update(self.recipients)
+                .where(r.id == sa.bindparam("rid"))
+                .values(
+                    status=RecipientStatus.FAILED,
+                    failure_kind=FailureKind.PERMANENT.value,
+                    error_message=sa.bindparam("reason"),
+                ),
+                [{"rid": rid, "reason": reason[:500]} for rid, reason in outcome.invalid],
+            )
+        if outcome.builder_error is not None:
+            self._fail(outcome.all_claimed_ids, FailureKind.FATAL.value, None, outcome.builder_error)
+            return
+        result = outcome.result
+        if result is None:
+            return
+        now = utcnow()
+        whole_batch = len(result.outcomes) == 1 and not result.unsubmitted
+        for group in result.outcomes:
+            if group.error is None:
+                where = (
+                    sa.and_(r.batch_id == outcome.batch_id, r.status == RecipientStatus.SENDING)
+                    if whole_batch
+                    else r.id.in_(_ids(group.recipients))
+                )
+                self._set(
+                    where,
+                    status=RecipientStatus.SENT,
+                    provider_message_id=group.message_id,
+                    sent_at=now,
+                    failure_kind=None,
+                    error_code=None,
+                    error_message=None,
+                    submissions=r.submissions + 1,
+                )
+            else:
+                error = group.error
+                self._fail(_ids(group.recipients), error.kind.value, error.code, error.message)
+        if result.unsubmitted:
+            self._set(r.id.in_(_ids(result.unsubmitted)), status=RecipientStatus.PENDING)
+
+    def count_into_attempt(self, outcome: BatchOutcome) -> tuple[int, int]:
+        """Add the batch's counts to its attempt; return (batches settled, batches total)."""
+        a = self.attempts.c
+        counts = outcome.counts()
+        values: dict[str, Any] = {
+            "batches_settled": a.batches_settled + 1,
+            "sent": a.sent + counts["sent"],
+            "failed": a.failed + counts["failed"],
+            "uncertain": a.uncertain + counts["uncertain"],
+            "skipped": a.skipped + counts["skipped"],
+        }
+        halt = outcome.halt_reason
+        if halt is not None:
+            values["halt_reason"] = sa.func.coalesce(a.halt_reason, halt[:500])
+        row = self.session.execute(
+            sa.update(self.attempts)
+            .where(a.id == outcome.attempt_id)
+            .values(**values)
+            .returning(a.batches_settled, a.batches_total)
+        ).one()
+        return int(row[0]), int(row[1])

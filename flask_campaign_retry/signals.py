@@ -1,0 +1,40 @@
+"""Blinker signals, sent after the state they describe is committed.
+
+Receivers get the campaign as sender and keyword arguments (``attempt``, ``status``)::
+
+    from flask_campaign_retry import signals
+
+    @signals.campaign_failed.connect
+    def alert(campaign, **extra): ...
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from blinker import Namespace
+
+from .statuses import EmailStatus
+
+_signals = Namespace()
+
+campaign_sent = _signals.signal("campaign-sent")
+campaign_partially_sent = _signals.signal("campaign-partially-sent")
+campaign_failed = _signals.signal("campaign-failed")
+retry_started = _signals.signal("retry-started")
+retries_exhausted = _signals.signal("retries-exhausted")
+
+_BY_STATUS = {
+    EmailStatus.SENT: campaign_sent,
+    EmailStatus.PARTIALLY_SENT: campaign_partially_sent,
+    EmailStatus.FAILED: campaign_failed,
+}
+
+
+def emit_campaign_finished(campaign: Any, attempt: Any, status: EmailStatus) -> None:
+    """Send the signal matching ``status``, then ``retries_exhausted`` if no attempt is left."""
+    signal = _BY_STATUS.get(status)
+    if signal is not None:
+        signal.send(campaign, attempt=attempt, status=status)
+    if status is not EmailStatus.SENT and campaign.retry_count >= campaign.max_retries:
+        retries_exhausted.send(campaign, attempt=attempt, status=status)

@@ -1,0 +1,83 @@
+"""Per-app state, kept only in ``app.extensions["campaign_retry"]``."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, current_app, has_app_context
+
+from .config import Settings
+from .errors import NotInitializedError
+from .models import TrackingModels
+
+if TYPE_CHECKING:
+    from .extension import CampaignRetry
+    from .providers.base import OutgoingMessage, Provider
+    from .queueing import QueueBackend
+
+EXTENSION_KEY = "campaign_retry"
+
+
+@dataclass
+class AppState:
+    """Everything the extension knows about one app."""
+
+    extension: CampaignRetry
+    settings: Settings
+    db: Any
+    models: TrackingModels
+    pool_pid: int = field(default_factory=os.getpid)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _provider: Provider | None = None
+    _queue: QueueBackend | None = None
+    message_cache: dict[int, OutgoingMessage] = field(default_factory=dict)
+
+    def provider(self, app: Flask) -> Provider:
+        """The app's provider, built on first use in this process."""
+        with self.lock:
+            if self._provider is None:
+                from .providers.loader import load_provider
+
+                self._provider = load_provider(self.settings.provider, app.config)
+            return self._provider
+
+    def queue(self, app: Flask) -> QueueBackend:
+        """The app's RQ queue, connected on first use in this process."""
+        with self.lock:
+            if self._queue is None:
+                from .queueing import QueueBackend
+
+                self._queue = QueueBackend.for_app(app, self)
+            return self._queue
+
+    def use_provider(self, provider: Provider) -> None:
+        """Replace the provider (tests and host apps that build their own instance)."""
+        with self.lock:
+            self._provider = provider
+
+
+def get_state(app: Flask | None = None, extension: CampaignRetry | None = None) -> AppState:
+    """The state of ``app`` (default: the current app), with an error that explains misuse."""
+    if app is None:
+        if not has_app_context():
+            raise NotInitializedError(
+                "flask-campaign-retry needs an application context: call this inside a request, "
+                "a CLI command, or `with app.app_context():`."
+            )
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+    state = app.extensions.get(EXTENSION_KEY)
+    if state is None:
+        raise NotInitializedError(
+            f"flask-campaign-retry is not initialised on app {app.name!r}: "
+            "call `retry.init_app(app, db=db, campaign_model=Campaign)` in your app factory."
+        )
+    if extension is not None and state.extension is not extension:
+        raise NotInitializedError(
+            f"App {app.name!r} was initialised with another CampaignRetry instance; "
+            "use the instance passed to init_app."
+        )
+    assert isinstance(state, AppState)
+    return state
