@@ -156,6 +156,42 @@ class CampaignRetry:
 
         return start_send(state, campaign, self._actor(triggered_by))
 
+    def retry(
+        self,
+        campaign: Any,
+        *,
+        include_uncertain: bool = False,
+        triggered_by: str | None = None,
+    ) -> Any:
+        """"Retry Send": resend to the failed and never-submitted recipients only.
+
+        Allowed when the campaign is FAILED or PARTIALLY_SENT, within CAMPAIGN_RETRY_WINDOW of
+        ``failed_at``, with attempts left and someone to retry. UNCERTAIN recipients are resent
+        only with ``include_uncertain=True``. Raises :class:`TransitionRefused` with the reason.
+        """
+        state = self._state()
+        self._require_send_hooks()
+        from .retrying import start_retry
+
+        return start_retry(
+            state,
+            campaign,
+            include_uncertain=include_uncertain,
+            triggered_by=self._actor(triggered_by),
+        )
+
+    def retry_eligibility(self, campaign: Any, *, include_uncertain: bool = False) -> Any:
+        """Whether :meth:`retry` would be allowed now, why not, deadline and attempts left."""
+        from .eligibility import retry_eligibility
+
+        return retry_eligibility(self._state(), campaign, include_uncertain=include_uncertain)
+
+    def clone(self, campaign: Any, *, only_unsent: bool = False) -> Any:
+        """Copy ``campaign`` into a new DRAFT (see :func:`cloning.clone_campaign`)."""
+        from .cloning import clone_campaign
+
+        return clone_campaign(self._state(), campaign, only_unsent=only_unsent)
+
     def models(self) -> Any:
         """The tracking models (recipient, batch, attempt) of the current app."""
         return self._state().models

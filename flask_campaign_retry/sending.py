@@ -12,6 +12,7 @@ from .clock import utcnow
 from .errors import TransitionRefused
 from .finalize import finalize_attempt
 from .snapshot import snapshot_recipients
+from .targeting import has_recipient_rows, target_recipients
 from .state import AppState, get_state
 from .statuses import AttemptTrigger, BatchStatus, EmailStatus
 
@@ -76,7 +77,10 @@ def prepare_attempt(attempt_id: int) -> str:
     if not attempt.prepared:
         campaign = session.get(models.campaign, attempt.campaign_id)
         try:
-            snapshot_recipients(state, campaign, attempt)
+            if has_recipient_rows(state, campaign.id):
+                target_recipients(state, campaign, attempt)
+            else:
+                snapshot_recipients(state, campaign, attempt)
         except Exception as exc:  # noqa: BLE001 - the host's loader failed: recorded on the campaign
             session.rollback()
             log.exception("recipients_loader failed for campaign %s", attempt.campaign_id)
@@ -96,7 +100,12 @@ def prepare_attempt(attempt_id: int) -> str:
     session.commit()
     if attempt.batches_total == 0:
         if attempt.halt_reason is None:
-            _halt(state, attempt_id, "the recipient list was empty")
+            initial = attempt.trigger == AttemptTrigger.INITIAL.value
+            _halt(
+                state,
+                attempt_id,
+                "the recipient list was empty" if initial else "no recipient was left to retry",
+            )
         finalize_attempt(state, attempt_id)
         return "empty"
     state.queue(current_app._get_current_object()).enqueue_many(BATCH_JOB, queued)  # type: ignore[attr-defined]
