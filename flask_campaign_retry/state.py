@@ -34,6 +34,7 @@ class AppState:
     _provider: Provider | None = None
     _queue: QueueBackend | None = None
     message_cache: dict[int, OutgoingMessage] = field(default_factory=dict)
+    embedded: Any = None
 
     def provider(self, app: Flask) -> Provider:
         """The app's provider, built on first use in this process."""
@@ -79,5 +80,9 @@ def get_state(app: Flask | None = None, extension: CampaignRetry | None = None) 
             f"App {app.name!r} was initialised with another CampaignRetry instance; "
             "use the instance passed to init_app."
         )
-    assert isinstance(state, AppState)
+    if not isinstance(state, AppState):
+        raise NotInitializedError(
+            f"app.extensions[{EXTENSION_KEY!r}] of app {app.name!r} was replaced by something "
+            "that is not flask-campaign-retry's state."
+        )
     return state

@@ -1,0 +1,41 @@
+# make test  - create .venv, install the package with its test extras, start PostgreSQL/Redis
+#              if they are installed but stopped, lint, type-check and run the tests.
+# make demo  - create .venv, install, and run the example newsletter app on http://127.0.0.1:5000
+# make bench - run the benchmarks (BENCH_ARGS=--quick for a smoke run)
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install services lint typecheck test demo bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+services:
+	bash scripts/ensure-services.sh
+
+lint: install
+	$(BIN)/ruff check flask_campaign_retry tests
+	$(BIN)/ruff format --check flask_campaign_retry tests
+
+typecheck: install
+	$(BIN)/mypy
+
+test: install services lint typecheck
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+demo: install
+	bash examples/newsletter/run-demo.sh
+
+bench: install services
+	$(BIN)/python -m benchmarks.run_all $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
