@@ -1,0 +1,77 @@
+"""Shared test helpers: building audiences, draining queues, reading recipient rows."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+
+from flask_campaign_retry.state import get_state
+from flask_campaign_retry.worker import run_burst
+from tests import hostapp
+
+
+def emails(n: int, prefix: str = "user", domain: str = "example.com") -> list[str]:
+    return [f"{prefix}{i:06d}@{domain}" for i in range(n)]
+
+
+def campaign_with(addresses: list[str], list_name: str = "main") -> Any:
+    hostapp.add_subscribers(list_name, addresses)
+    return hostapp.new_campaign(list_name)
+
+
+def drain(app: Flask, *, until: Callable[[], bool] | None = None, timeout: float = 30.0) -> None:
+    """Run queued jobs in this process; with ``until``, keep running (scheduler included) until
+    the condition holds, so jobs scheduled for later are picked up too."""
+    run_burst(app)
+    if until is None:
+        return
+    deadline = time.monotonic() + timeout
+    while not until():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached before the timeout")
+        time.sleep(0.2)
+        run_burst(app, with_scheduler=True)
+
+
+def reload(campaign: Any) -> Any:
+    hostapp.db.session.expire_all()
+    return hostapp.db.session.get(type(campaign), campaign.id)
+
+
+def recipient_rows(campaign: Any) -> dict[str, Any]:
+    """email -> recipient row of ``campaign``."""
+    model = get_state().models.recipient
+    hostapp.db.session.expire_all()
+    rows = hostapp.db.session.execute(
+        sa.select(model).where(model.campaign_id == campaign.id)
+    ).scalars()
+    return {row.email: row for row in rows}
+
+
+def status_counts(campaign: Any) -> Counter[str]:
+    return Counter(row.status.value for row in recipient_rows(campaign).values())
+
+
+def attempts(campaign: Any) -> list[Any]:
+    model = get_state().models.attempt
+    hostapp.db.session.expire_all()
+    return list(
+        hostapp.db.session.execute(
+            sa.select(model).where(model.campaign_id == campaign.id).order_by(model.number)
+        ).scalars()
+    )
+
+
+def batches(campaign: Any) -> list[Any]:
+    model = get_state().models.batch
+    hostapp.db.session.expire_all()
+    return list(
+        hostapp.db.session.execute(
+            sa.select(model).where(model.campaign_id == campaign.id).order_by(model.id)
+        ).scalars()
+    )

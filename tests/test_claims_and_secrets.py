@@ -1,0 +1,160 @@
+"""Claims hold under concurrency (real worker processes), and no secret leaks anywhere."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import sqlalchemy as sa
+from flask import Flask
+
+from flask_campaign_retry import EmailStatus
+from flask_campaign_retry.batch_job import run_batch
+from flask_campaign_retry.sending import BATCH_JOB
+from flask_campaign_retry.state import get_state
+from flask_campaign_retry.testing.fault_rules import FaultRule
+from tests import hostapp
+from tests.helpers import batches, campaign_with, drain, emails, reload, status_counts
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _prepare_only(app: Flask, campaign: Any) -> list[int]:
+    """Send, and run just the preparation job: the batch jobs stay queued."""
+    hostapp.retry.send(campaign)
+    backend = get_state().queue(app)
+    prepare = backend.queue.get_jobs()[0]
+    backend.queue.remove(prepare)
+    prepare.perform()
+    return [b.id for b in batches(campaign)]
+
+
+def test_two_worker_processes_racing_never_submit_a_recipient_twice(
+    make_app: Any, mailgun: Any, database_url: str, redis_url: str
+) -> None:
+    app = make_app(CAMPAIGN_RETRY_BATCH_SIZE=50)
+    with app.app_context():
+        addresses = emails(1000)
+        campaign = campaign_with(addresses)
+        batch_ids = _prepare_only(app, campaign)
+        assert len(batch_ids) == 20
+        # Every batch job is enqueued twice more: three jobs per batch for two workers.
+        backend = get_state().queue(app)
+        backend.enqueue_many(BATCH_JOB, batch_ids)
+        backend.enqueue_many(BATCH_JOB, batch_ids)
+        assert backend.queue.count == 60
+        config = dict(app.config)
+        env = dict(os.environ)
+        env["HOSTAPP_CONFIG"] = json.dumps(
+            {
+                key: config[key]
+                for key in (
+                    "SQLALCHEMY_DATABASE_URI",
+                    "CAMPAIGN_RETRY_REDIS_URL",
+                    "CAMPAIGN_RETRY_QUEUE",
+                    "CAMPAIGN_RETRY_PROVIDER",
+                    "MAILGUN_API_KEY",
+                    "MAILGUN_DOMAIN",
+                    "MAILGUN_API_URL",
+                    "CAMPAIGN_RETRY_BATCH_SIZE",
+                )
+            }
+        )
+        env["PYTHONPATH"] = str(ROOT)
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "tests.worker_proc", "--burst"], cwd=ROOT, env=env
+            )
+            for _ in range(2)
+        ]
+        for worker in workers:
+            assert worker.wait(timeout=120) == 0
+        accepted = mailgun.accepted_emails()
+        assert set(accepted) == set(addresses)
+        assert set(accepted.values()) == {1}
+        assert mailgun.request_count == 20
+        campaign = reload(campaign)
+        assert campaign.status is EmailStatus.SENT
+        assert campaign.successful_sends == 1000
+
+
+def test_threads_racing_on_one_batch_submit_it_once(app: Flask, mailgun: Any) -> None:
+    import threading
+
+    campaign = campaign_with(emails(300))
+    batch_ids = _prepare_only(app, campaign)
+    results: list[str] = []
+
+    def run(batch_id: int) -> None:
+        with app.app_context():
+            results.append(run_batch(batch_id))
+
+    threads = [threading.Thread(target=run, args=(batch_ids[0],)) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count("settled") == 1
+    assert results.count("not claimable") == 5
+    assert mailgun.request_count == 1
+    assert set(mailgun.accepted_emails().values()) == {1}
+
+
+def _job_payloads(url: str) -> list[bytes]:
+    client = redis.Redis.from_url(url)
+    blobs: list[bytes] = []
+    for key in client.scan_iter("rq:job:*"):
+        if client.type(key) != b"hash":
+            continue
+        for value in client.hgetall(key).values():
+            blobs.append(value)
+            try:
+                blobs.append(zlib.decompress(value))
+            except zlib.error:
+                pass
+    return blobs
+
+
+def test_no_api_key_in_logs_error_columns_or_job_payloads(
+    make_app: Any, mailgun: Any, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    wrong_key = "sk-Wr0ngButSecret-9f8e7d6c5b4a"
+    caplog.set_level(logging.DEBUG)
+    for key, fault in ((mailgun.api_key, FaultRule(status=500)), (wrong_key, None)):
+        mailgun.clear_faults()
+        if fault is not None:
+            mailgun.add_fault(fault)
+        app = make_app(MAILGUN_API_KEY=key, CAMPAIGN_RETRY_BATCH_SIZE=5)
+        with app.app_context():
+            campaign = campaign_with(emails(12, prefix=f"k{len(key)}"), list_name=key[:8])
+            hostapp.retry.send(campaign)
+            drain(app)
+            assert reload(campaign).status is EmailStatus.FAILED
+            state = get_state()
+            texts: list[str] = []
+            for model in (state.models.recipient, state.models.batch, state.models.attempt):
+                for row in hostapp.db.session.execute(sa.select(model.__table__)).mappings():
+                    texts.extend(str(value) for value in row.values())
+            texts.extend(
+                str(v) for v in hostapp.db.session.execute(sa.select(hostapp.Campaign.__table__)).mappings().all()
+            )
+            joined = "\n".join(texts)
+            assert key not in joined
+            assert "500" in joined or "API key" in joined  # the errors were recorded
+            blobs = _job_payloads(redis_url)
+            assert blobs, "expected RQ job hashes to inspect"
+            assert all(key.encode() not in blob for blob in blobs)
+    logged = "\n".join(
+        record.getMessage() + repr(getattr(record, "campaign_retry", "")) + repr(record.args)
+        for record in caplog.records
+    )
+    assert "provider call" in logged
+    assert mailgun.api_key not in logged and wrong_key not in logged
