@@ -76,6 +76,9 @@ class CampaignRetry:
         app.extensions[EXTENSION_KEY] = AppState(
             extension=self, settings=settings, db=db, models=models
         )
+        from .surfaces import register_surfaces  # routes, panel global, CLI group
+
+        register_surfaces(app)
         if settings.redis_url is None:
             log.warning(
                 "CAMPAIGN_RETRY_REDIS_URL is not set: using the embedded in-process queue, "
