@@ -76,21 +76,48 @@ def _snake(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
+def _is_csrf_error(error: HTTPException) -> bool:
+    try:
+        from flask_wtf.csrf import CSRFError
+    except ImportError:
+        return False
+    return isinstance(error, CSRFError)
+
+
 def error_body(error: HTTPException) -> dict[str, Any]:
     """The JSON shape of an error: stable ``code``, human ``reason``, HTTP ``status``."""
-    status = error.code or 500
+    code = getattr(error, "error_code", None)
+    if code is None:
+        code = "csrf_failed" if _is_csrf_error(error) else _snake(error.name)
     return {
         "error": _snake(error.name),
-        "code": getattr(error, "error_code", None) or _snake(type(error).__name__),
+        "code": code,
         "reason": error.description,
-        "status": status,
+        "status": error.code or 500,
     }
 
 
+def _host_response(error: HTTPException) -> ResponseReturnValue | None:
+    """What the app-level handler Flask would have picked for ``error`` had the blueprint none
+    (code-specific first, then by class) answers, so browsers still see the host's own pages;
+    None when the host has no handler for it."""
+    spec = current_app.error_handler_spec.get(None, {})
+    for key in (error.code, None):
+        handlers = spec.get(key, {})
+        for cls in type(error).__mro__:
+            handler = handlers.get(cls)
+            if handler is not None:
+                response: ResponseReturnValue = current_app.ensure_sync(handler)(error)
+                return response
+    return None
+
+
 def handle_http_error(error: HTTPException) -> ResponseReturnValue:
-    """Blueprint error handler: JSON for JSON clients, the exception itself otherwise."""
+    """Blueprint error handler: JSON for JSON clients; for browsers, the host's handler for
+    that error if it has one (e.g. its ``CSRFError`` page), else the exception itself."""
     if not wants_json():
-        return error
+        response = _host_response(error)
+        return response if response is not None else error
     response = jsonify(error_body(error))
     response.status_code = error.code or 500
     if error.code == 405:

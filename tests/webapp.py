@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask, render_template_string
+from flask import Flask, g, has_app_context, render_template_string
 from flask.testing import FlaskClient
 
 from flask_campaign_retry.state import get_state
@@ -83,7 +83,13 @@ def fixture_client(web_app: Flask) -> FlaskClient:
 
 
 def csrf_token(client: FlaskClient) -> str:
-    """A valid token for this client's session (the session cookie is set by the call)."""
+    """A valid token for this client's session (the session cookie is set by the call).
+
+    Flask-WTF caches the token in ``g``, which belongs to the app context; these tests keep
+    one app context open across requests, so the cache is dropped to get this client's token.
+    """
+    if has_app_context():
+        g.pop("csrf_token", None)
     return client.get("/host/csrf").get_data(as_text=True)
 
 
