@@ -22,7 +22,7 @@ from .lookup import MAX_INTEGER_ID
 from .report import RecipientPage, delivery_report, failed_recipients_page
 from .security import csrf_field_name, csrf_token, is_allowed
 from .state import AppState, get_state
-from .statuses import EmailStatus, RecipientStatus
+from .statuses import EmailStatus, FailureKind, RecipientStatus
 
 STATUS_LABELS = {
     EmailStatus.DRAFT: "Draft",
@@ -31,6 +31,12 @@ STATUS_LABELS = {
     EmailStatus.SENT: "Sent",
     EmailStatus.FAILED: "Failed",
     EmailStatus.PARTIALLY_SENT: "Partially sent",
+}
+KIND_LABELS = {
+    FailureKind.TRANSIENT.value: "temporary failure",
+    FailureKind.PERMANENT.value: "rejected",
+    FailureKind.FATAL.value: "refused for the whole campaign",
+    FailureKind.UNCERTAIN.value: "outcome unknown",
 }
 #: While SENDING the panel's script polls the delivery route this often (milliseconds).
 REFRESH_INTERVAL_MS = 5000
@@ -131,11 +137,6 @@ class PanelView:
         return f"{left} attempt{'' if left == 1 else 's'} left"
 
     @property
-    def deadline_open(self) -> bool:
-        deadline = self.eligibility.deadline
-        return deadline is not None and self.now <= deadline
-
-    @property
     def remaining(self) -> str:
         deadline = self.eligibility.deadline
         return remaining_text(deadline - self.now) if deadline is not None else ""
@@ -143,6 +144,10 @@ class PanelView:
     def when(self, value: datetime | str | None) -> str:
         """Format a time for people (the template's only formatting helper)."""
         return display_time(value)
+
+    def kind_label(self, kind: str | None) -> str:
+        """Words for a failure kind ("transient" -> "temporary failure")."""
+        return KIND_LABELS.get(kind or "", "failed")
 
     def iso(self, value: datetime | None) -> str:
         return "" if value is None else value.isoformat(timespec="seconds") + "Z"

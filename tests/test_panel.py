@@ -111,6 +111,7 @@ def test_sending_shows_progress_refreshes_and_disables_retry(
     retry = page.button("cr-button--retry")
     assert retry is not None and retry["disabled"]
     assert "The campaign is already sending." in page.text
+    assert "Failure reason" not in page.text and "Failed at" not in page.text  # not current
     assert f'data-cr-refresh="/campaigns/{campaign.id}/delivery"' in html
     assert "fetch(url" in html  # the refresh script is there for browsers with JavaScript
     assert "running" in page.text  # attempt 2 has not ended
@@ -151,7 +152,8 @@ def test_partially_sent_offers_retry_with_countdown_failures_and_clone(
     }
     assert f"Retry possible until {deadline:%Y-%m-%d %H:%M} UTC (21 h 30 min left)." in page.text
     assert "Recipients who did not get it (2)" in page.text
-    assert "main000000@example.com failed (transient) HTTP 500 from Mailgun" in page.text
+    assert "2 temporary failure: HTTP 500 from Mailgun: Internal Server Error" in page.text
+    assert "main000000@example.com failed (temporary failure) HTTP 500 from Mailgun" in page.text
     assert "main000002@example.com" not in page.text  # accepted ones are not listed
     unsent = page.button("cr-button--clone-unsent")
     assert unsent is not None and unsent["text"] == "Clone for the 2 recipients who did not get it"
