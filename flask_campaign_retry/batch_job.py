@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 
 from .addresses import address_problem
+from .backoff import next_try_at
 from .clock import utcnow
 from .finalize import finalize_attempt
 from .message import build_message
@@ -18,8 +19,9 @@ from .outcomes import BatchOutcome, OutcomeWriter
 from .providers.base import BatchRecipient, BatchRef, OutgoingMessage
 from .sql import claim_where
 from .state import AppState, get_state
-from .statuses import BatchStatus, RecipientStatus
+from .statuses import BatchStatus, FailureKind, RecipientStatus
 from .submission import submit
+from .sending import BATCH_JOB
 
 log = logging.getLogger("flask_campaign_retry")
 
@@ -27,14 +29,25 @@ CLAIMABLE = (BatchStatus.QUEUED,)
 MESSAGE_CACHE_SIZE = 64
 
 
-def _claim(state: AppState, batch_id: int, token: str) -> tuple[Any, int] | None:
-    """Compare-and-set the batch to SENDING under a lease; (campaign id, attempt id) or None."""
+def _claim(state: AppState, batch_id: int, token: str) -> tuple[Any, int, int] | None:
+    """Compare-and-set the batch to SENDING under a lease.
+
+    Only a QUEUED batch that is due, of an attempt neither halted nor paused, can be claimed.
+    Returns (campaign id, attempt id, tries including this one) or None.
+    """
     session = state.db.session
     batches = state.models.batch.__table__
     attempts = state.models.attempt.__table__
     b = batches.c
-    not_halted = ~sa.exists().where(attempts.c.id == b.attempt_id, attempts.c.halt_reason.isnot(None))
-    condition = sa.and_(b.id == batch_id, b.status.in_(CLAIMABLE), not_halted)
+    a = attempts.c
+    now = utcnow()
+    attempt_open = sa.exists().where(
+        a.id == b.attempt_id,
+        a.halt_reason.is_(None),
+        sa.or_(a.paused_until.is_(None), a.paused_until <= now),
+    )
+    due = sa.or_(b.next_try_at.is_(None), b.next_try_at <= now)
+    condition = sa.and_(b.id == batch_id, b.status.in_(CLAIMABLE), due, attempt_open)
     dialect = session.get_bind().dialect.name
     row = session.execute(
         sa.update(batches)
@@ -42,12 +55,31 @@ def _claim(state: AppState, batch_id: int, token: str) -> tuple[Any, int] | None
         .values(
             status=BatchStatus.SENDING,
             claim_token=token,
-            lease_until=utcnow() + timedelta(seconds=state.settings.lease_seconds),
+            lease_until=now + timedelta(seconds=state.settings.lease_seconds),
             tries=b.tries + 1,
         )
-        .returning(b.campaign_id, b.attempt_id)
+        .returning(b.campaign_id, b.attempt_id, b.tries)
     ).first()
-    return (row[0], int(row[1])) if row is not None else None
+    return (row[0], int(row[1]), int(row[2])) if row is not None else None
+
+
+def _wait_time(state: AppState, batch_id: int) -> datetime | None:
+    """When a queued batch that could not be claimed becomes claimable (paused or not due)."""
+    batches = state.models.batch.__table__
+    attempts = state.models.attempt.__table__
+    row = state.db.session.execute(
+        sa.select(batches.c.next_try_at, attempts.c.paused_until)
+        .join(attempts, attempts.c.id == batches.c.attempt_id)
+        .where(
+            batches.c.id == batch_id,
+            batches.c.status.in_(CLAIMABLE),
+            attempts.c.halt_reason.is_(None),
+        )
+    ).first()
+    if row is None:
+        return None
+    later = [moment for moment in row if moment is not None and moment > utcnow()]
+    return max(later) if later else None
 
 
 def _cancel_if_halted(state: AppState, batch_id: int) -> int | None:
@@ -133,8 +165,13 @@ def run_batch(batch_id: int) -> str:
         if finished is not None:
             finalize_attempt(state, finished)
             return "cancelled"
+        wait = _wait_time(state, batch_id)
+        session.rollback()
+        if wait is not None:
+            _requeue(batch_id, wait)
+            return "waiting"
         return "not claimable"
-    campaign_id, attempt_id = claimed
+    campaign_id, attempt_id, tries = claimed
     recipients = _take_recipients(state, batch_id)
     session.commit()
 
@@ -157,7 +194,38 @@ def run_batch(batch_id: int) -> str:
                 to_send.append(recipient)
         ref = BatchRef(campaign_id=campaign_id, attempt_id=attempt_id, batch_id=batch_id)
         outcome.result = submit(state.provider(current_app), message, to_send, ref)
+        _plan_next_try(state, outcome, tries)
     return _record(state, outcome)
+
+
+def _plan_next_try(state: AppState, outcome: BatchOutcome, tries: int) -> None:
+    """Decide whether transient failures wait for another try of this batch, and whether a
+    provider quota pauses the whole attempt until its resume time."""
+    result = outcome.result
+    if result is None or result.fatal is not None:
+        return
+    transient = [
+        group.error
+        for group in result.outcomes
+        if group.error is not None and group.error.kind is FailureKind.TRANSIENT
+    ]
+    if not transient:
+        return
+    resume = max((e.resume_at for e in transient if e.resume_at is not None), default=None)
+    if resume is not None:
+        outcome.pause_until = resume
+    settings = state.settings
+    if settings.auto_retry and tries < settings.batch_max_tries:
+        outcome.reschedule_at = next_try_at(
+            utcnow(), tries, settings.backoff_base, settings.backoff_cap, resume
+        )
+
+
+def _requeue(batch_id: int, at: datetime) -> None:
+    state = get_state()
+    state.queue(current_app._get_current_object()).enqueue(  # type: ignore[attr-defined]
+        BATCH_JOB, batch_id, at=at
+    )
 
 
 def _record(state: AppState, outcome: BatchOutcome) -> str:
@@ -169,7 +237,24 @@ def _record(state: AppState, outcome: BatchOutcome) -> str:
         return "claim lost"
     writer.write_recipients(outcome)
     settled, total = writer.count_into_attempt(outcome)
+    if outcome.reschedule_at is not None:
+        _show_next_try(state, outcome.attempt_id, outcome.reschedule_at)
     session.commit()
+    if outcome.reschedule_at is not None:
+        _requeue(outcome.batch_id, outcome.reschedule_at)
+        return "rescheduled"
     if settled >= total:
         finalize_attempt(state, outcome.attempt_id)
     return "settled"
+
+
+def _show_next_try(state: AppState, attempt_id: int, at: datetime) -> None:
+    """Let the campaign say when its next automatic try is (the UI shows it while SENDING)."""
+    campaigns = state.models.campaign.__table__
+    attempts = state.models.attempt.__table__
+    campaign_id = (
+        sa.select(attempts.c.campaign_id).where(attempts.c.id == attempt_id).scalar_subquery()
+    )
+    state.db.session.execute(
+        sa.update(campaigns).where(campaigns.c.id == campaign_id).values(next_auto_retry_at=at)
+    )

@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .auto_retry import enqueue_auto_retry, plan_auto_retry
 from .clock import utcnow
 from .failure_summary import summarize_failures
 from .state import AppState
@@ -85,7 +86,11 @@ def finalize_attempt(state: AppState, attempt_id: int) -> EmailStatus | None:
     campaign.last_attempt_at = now
     campaign.failure_reason = reason
     campaign.failed_at = None if status is EmailStatus.SENT else now
+    auto_retry_at = plan_auto_retry(state, campaign, attempt, status, now)
+    campaign.next_auto_retry_at = auto_retry_at
     session.commit()
+    if auto_retry_at is not None:
+        enqueue_auto_retry(state, campaign.id, auto_retry_at)
     log.info(
         "campaign %s attempt %s finished %s: %d of %d accepted",
         campaign.id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .auto_retry import run_auto_retry
 from .batch_job import run_batch
 from .sending import prepare_attempt as _prepare_attempt
 
@@ -14,3 +15,8 @@ def prepare_attempt(attempt_id: int) -> str:
 def send_batch(batch_id: int) -> str:
     """Claim and send one batch."""
     return run_batch(batch_id)
+
+
+def auto_retry_campaign(campaign_id: int) -> str:
+    """Start a scheduled automatic retry of a campaign."""
+    return run_auto_retry(campaign_id)

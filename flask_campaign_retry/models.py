@@ -98,6 +98,7 @@ def _declare(db: Any, campaign_model: type) -> TrackingModels:
         outcome: Mapped[str | None] = mapped_column(sa.String(20), nullable=True)
         error_summary: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
         halt_reason: Mapped[str | None] = mapped_column(SHORT_TEXT, nullable=True)
+        paused_until: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
 
     class CampaignBatch(db.Model):  # type: ignore[name-defined,misc]
         """A slice of an attempt's recipients submitted in one provider call."""

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from .clock import utcnow
+from .clock import as_naive_utc, utcnow
 from .state import AppState
 from .statuses import BatchStatus, FailureKind, RecipientStatus
-from .submission import SubmissionResult
+from .submission import GroupOutcome, SubmissionResult
 
 
 @dataclass
 class BatchOutcome:
-    """Everything decided about one claimed batch, ready to be written."""
+    """Everything decided about one claimed batch, ready to be written.
+
+    With ``reschedule_at`` set, recipients of transient failures go back to PENDING in the same
+    batch, which is queued again for that time; otherwise they end FAILED (transient).
+    ``pause_until`` holds the whole attempt back (a provider quota said when to resume).
+    """
 
     batch_id: int
     attempt_id: int
@@ -26,15 +32,28 @@ class BatchOutcome:
     result: SubmissionResult | None = None
     builder_error: str | None = None
     all_claimed_ids: Sequence[int] = ()
+    reschedule_at: datetime | None = None
+    pause_until: datetime | None = None
+
+    def _deferred(self, group: GroupOutcome) -> bool:
+        error = group.error
+        return (
+            self.reschedule_at is not None
+            and error is not None
+            and error.kind is FailureKind.TRANSIENT
+        )
 
     def counts(self) -> dict[str, int]:
+        """Recipients settled by this run, by outcome (deferred ones are not counted yet)."""
         sent = failed = uncertain = 0
         if self.result is not None:
-            for outcome in self.result.outcomes:
-                n = len(outcome.recipients)
-                if outcome.error is None:
+            for group in self.result.outcomes:
+                n = len(group.recipients)
+                if group.error is None:
                     sent += n
-                elif outcome.error.kind is FailureKind.UNCERTAIN:
+                elif self._deferred(group):
+                    continue
+                elif group.error.kind is FailureKind.UNCERTAIN:
                     uncertain += n
                 else:
                     failed += n
@@ -55,6 +74,11 @@ class BatchOutcome:
         fatal = self.result.fatal if self.result is not None else None
         return fatal.message if fatal is not None else None
 
+    @property
+    def settles(self) -> bool:
+        """False when the batch goes back to the queue for another try."""
+        return self.reschedule_at is None
+
 
 def _ids(recipients: Iterable[Any]) -> list[int]:
     return [recipient.id for recipient in recipients]
@@ -72,8 +96,17 @@ class OutcomeWriter:
     def _set(self, where: sa.ColumnElement[bool], **values: Any) -> None:
         self.session.execute(sa.update(self.recipients).where(where).values(**values))
 
-    def _fail(self, ids: Sequence[int], kind: str, code: int | None, message: str) -> None:
-        status = RecipientStatus.UNCERTAIN if kind == FailureKind.UNCERTAIN else RecipientStatus.FAILED
+    def _fail(
+        self,
+        ids: Sequence[int],
+        kind: str,
+        code: int | None,
+        message: str,
+        status: RecipientStatus | None = None,
+    ) -> None:
+        if status is None:
+            uncertain = kind == FailureKind.UNCERTAIN
+            status = RecipientStatus.UNCERTAIN if uncertain else RecipientStatus.FAILED
         self._set(
             self.recipients.c.id.in_(ids),
             status=status,
@@ -84,27 +117,38 @@ class OutcomeWriter:
         )
 
     def settle_batch(self, outcome: BatchOutcome) -> bool:
-        """Mark the batch settled if this worker still holds its claim; False if it lost it."""
+        """Record the batch's run if this worker still holds its claim; False if it lost it."""
+        b = self.batches.c
         counts = outcome.counts()
         nothing_submitted = outcome.result is not None and not outcome.result.outcomes
-        status = BatchStatus.CANCELLED if nothing_submitted and counts["sent"] == 0 else BatchStatus.DONE
-        first_error = self._first_error(outcome)
+        if not outcome.settles:
+            status = BatchStatus.QUEUED
+        elif nothing_submitted and counts["sent"] == 0:
+            status = BatchStatus.CANCELLED
+        else:
+            status = BatchStatus.DONE
+        kind, code, message = self._first_error(outcome)
+        values: dict[str, Any] = {name: b[name] + n for name, n in counts.items()}
+        message_id = self._message_id(outcome)
+        if message_id is not None:
+            values["provider_message_id"] = message_id
         settled = self.session.execute(
             sa.update(self.batches)
             .where(
-                self.batches.c.id == outcome.batch_id,
-                self.batches.c.status == BatchStatus.SENDING,
-                self.batches.c.claim_token == outcome.claim_token,
+                b.id == outcome.batch_id,
+                b.status == BatchStatus.SENDING,
+                b.claim_token == outcome.claim_token,
             )
             .values(
                 status=status,
+                claim_token=None,
                 lease_until=None,
-                settled_at=utcnow(),
-                provider_message_id=self._message_id(outcome),
-                error_kind=first_error[0],
-                error_code=first_error[1],
-                error_message=first_error[2],
-                **counts,
+                next_try_at=outcome.reschedule_at,
+                settled_at=utcnow() if outcome.settles else None,
+                error_kind=kind,
+                error_code=code,
+                error_message=message,
+                **values,
             )
         )
         return bool(settled.rowcount == 1)
@@ -130,7 +174,7 @@ class OutcomeWriter:
         return None, None, None
 
     def write_recipients(self, outcome: BatchOutcome) -> None:
-        """Apply each recipient's final state for this batch."""
+        """Apply each recipient's state after this run of the batch."""
         r = self.recipients.c
         if outcome.skipped_ids:
             self._set(r.id.in_(outcome.skipped_ids), status=RecipientStatus.SKIPPED)
@@ -170,26 +214,31 @@ class OutcomeWriter:
                     error_message=None,
                     submissions=r.submissions + 1,
                 )
-            else:
-                error = group.error
-                self._fail(_ids(group.recipients), error.kind.value, error.code, error.message)
+                continue
+            error = group.error
+            # A deferred transient failure waits in PENDING, keeping its last error for the UI.
+            deferred = RecipientStatus.PENDING if outcome._deferred(group) else None
+            self._fail(
+                _ids(group.recipients), error.kind.value, error.code, error.message, deferred
+            )
         if result.unsubmitted:
             self._set(r.id.in_(_ids(result.unsubmitted)), status=RecipientStatus.PENDING)
 
     def count_into_attempt(self, outcome: BatchOutcome) -> tuple[int, int]:
-        """Add the batch's counts to its attempt; return (batches settled, batches total)."""
+        """Add the run's counts to its attempt; return (batches settled, batches total)."""
         a = self.attempts.c
-        counts = outcome.counts()
-        values: dict[str, Any] = {
-            "batches_settled": a.batches_settled + 1,
-            "sent": a.sent + counts["sent"],
-            "failed": a.failed + counts["failed"],
-            "uncertain": a.uncertain + counts["uncertain"],
-            "skipped": a.skipped + counts["skipped"],
-        }
+        values: dict[str, Any] = {name: a[name] + n for name, n in outcome.counts().items()}
+        if outcome.settles:
+            values["batches_settled"] = a.batches_settled + 1
         halt = outcome.halt_reason
         if halt is not None:
             values["halt_reason"] = sa.func.coalesce(a.halt_reason, halt[:500])
+        if outcome.pause_until is not None:
+            pause = as_naive_utc(outcome.pause_until)
+            values["paused_until"] = sa.case(
+                (sa.or_(a.paused_until.is_(None), a.paused_until < pause), pause),
+                else_=a.paused_until,
+            )
         row = self.session.execute(
             sa.update(self.attempts)
             .where(a.id == outcome.attempt_id)

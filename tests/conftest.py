@@ -109,6 +109,9 @@ def make_app(
             "MAILGUN_DOMAIN": mailgun.domain,
             "MAILGUN_API_URL": mailgun.url,
             "CAMPAIGN_RETRY_READ_TIMEOUT": 2.0,
+            # Automatic retries on a test's time scale.
+            "CAMPAIGN_RETRY_BACKOFF_BASE": 0.2,
+            "CAMPAIGN_RETRY_BACKOFF_CAP": 1.0,
         }
         config.update(overrides)
         app = hostapp.create_app(config)
@@ -121,11 +124,31 @@ def make_app(
 
     yield factory
     if apps:
+        for each in apps:
+            with each.app_context():
+                hostapp.db.session.remove()
+                for engine in hostapp.db.engines.values():
+                    engine.dispose()
         with apps[0].app_context():
-            hostapp.db.session.remove()
+            _end_other_sessions(database_url)
             hostapp.db.drop_all()
+            hostapp.db.session.remove()
             for engine in hostapp.db.engines.values():
                 engine.dispose()
+
+
+def _end_other_sessions(database_url: str) -> None:
+    """A test that failed half way can leave a connection idle in a transaction, holding locks
+    that would make DROP TABLE wait forever: end such sessions on this test's database."""
+    if not database_url.startswith("postgresql"):
+        return
+    hostapp.db.session.execute(
+        sa.text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    )
+    hostapp.db.session.commit()
 
 
 @pytest.fixture

@@ -132,7 +132,9 @@ def test_no_api_key_in_logs_error_columns_or_job_payloads(
         mailgun.clear_faults()
         if fault is not None:
             mailgun.add_fault(fault)
-        app = make_app(MAILGUN_API_KEY=key, CAMPAIGN_RETRY_BATCH_SIZE=5)
+        app = make_app(
+            MAILGUN_API_KEY=key, CAMPAIGN_RETRY_BATCH_SIZE=5, CAMPAIGN_RETRY_AUTO_RETRY=False
+        )
         with app.app_context():
             campaign = campaign_with(emails(12, prefix=f"k{len(key)}"), list_name=key[:8])
             hostapp.retry.send(campaign)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app
 
 from flask_campaign_retry import EmailStatus, RecipientStatus
 from flask_campaign_retry.statuses import BatchStatus
@@ -46,7 +46,15 @@ def test_all_batches_accepted_ends_sent(app: Flask, mailgun: Any) -> None:
     assert attempt.ended_at is not None
 
 
-def test_one_batch_500_and_a_refused_pattern_end_partially_sent(app: Flask, mailgun: Any) -> None:
+def test_one_batch_500_and_a_refused_pattern_end_partially_sent(
+    make_app: Any, mailgun: Any
+) -> None:
+    with make_app(CAMPAIGN_RETRY_AUTO_RETRY=False).app_context():
+        _partially_sent(mailgun)
+
+
+def _partially_sent(mailgun: Any) -> None:
+    app = current_app._get_current_object()
     good = emails(2500)
     # Three addresses in the last batch that Mailgun refuses with a batch-wide 400.
     refused = {good[2100]: "refused1@bounce.example.com", good[2200]: "refused2@bounce.example.com",
@@ -83,7 +91,13 @@ def test_one_batch_500_and_a_refused_pattern_end_partially_sent(app: Flask, mail
     assert max(accepted.values()) == 1
 
 
-def test_every_batch_failing_ends_failed_with_failed_at(app: Flask, mailgun: Any) -> None:
+def test_every_batch_failing_ends_failed_with_failed_at(make_app: Any, mailgun: Any) -> None:
+    app = make_app(CAMPAIGN_RETRY_AUTO_RETRY=False)
+    with app.app_context():
+        _all_failed(app, mailgun)
+
+
+def _all_failed(app: Flask, mailgun: Any) -> None:
     mailgun.add_fault(FaultRule(status=503))
     campaign = campaign_with(emails(1500))
     hostapp.retry.send(campaign)
@@ -136,14 +150,19 @@ def test_syntactically_invalid_addresses_never_reach_the_provider(
 def test_one_http_request_per_batch_attempt_on_429_and_timeouts(
     make_app: Any, mailgun: Any
 ) -> None:
-    app = make_app(CAMPAIGN_RETRY_BATCH_SIZE=10, CAMPAIGN_RETRY_READ_TIMEOUT=0.5)
+    app = make_app(
+        CAMPAIGN_RETRY_BATCH_SIZE=10,
+        CAMPAIGN_RETRY_READ_TIMEOUT=0.5,
+        CAMPAIGN_RETRY_AUTO_RETRY=False,
+    )
     with app.app_context():
-        mailgun.add_fault(FaultRule(status=429, resume_in=60, on_calls=frozenset({1})))
-        mailgun.add_fault(FaultRule(status=500, on_calls=frozenset({2})))
-        mailgun.add_fault(FaultRule(hang=2.0, on_calls=frozenset({3})))
+        # The 429's resume time also pauses the other batches (quota), for one second.
+        mailgun.add_fault(FaultRule(status=429, resume_in=1, match=r"^user00000\d@", times=1))
+        mailgun.add_fault(FaultRule(status=500, match=r"^user00001\d@", times=1))
+        mailgun.add_fault(FaultRule(hang=2.0, match=r"^user00002\d@", times=1))
         campaign = campaign_with(emails(40))
         hostapp.retry.send(campaign)
-        drain(app)
+        drain(app, until=lambda: reload(campaign).status is not EmailStatus.SENDING)
         assert mailgun.request_count == 4  # the SDK's own retries are off
         found = {b.seq: b for b in batches(campaign)}
         assert (found[0].error_code, found[0].error_kind) == (429, "transient")
