@@ -19,9 +19,7 @@ def backoff_ceiling(tries: int, base: float, cap: float) -> float:
     return float(min(cap, base * (2.0**exponent)))
 
 
-def backoff_delay(
-    tries: int, base: float, cap: float, rng: random.Random | None = None
-) -> float:
+def backoff_delay(tries: int, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Full jitter: a uniform delay in ``[0, backoff_ceiling(tries, base, cap)]`` seconds."""
     return (rng or random).uniform(0.0, backoff_ceiling(tries, base, cap))
 

@@ -17,11 +17,11 @@ from .finalize import finalize_attempt
 from .message import build_message
 from .outcomes import BatchOutcome, OutcomeWriter
 from .providers.base import BatchRecipient, BatchRef, OutgoingMessage
+from .sending import BATCH_JOB
 from .sql import claim_where
 from .state import AppState, get_state
 from .statuses import BatchStatus, FailureKind, RecipientStatus
 from .submission import submit
-from .sending import BATCH_JOB
 
 log = logging.getLogger("flask_campaign_retry")
 
@@ -146,7 +146,9 @@ def _message(state: AppState, campaign: _LazyCampaign, attempt_id: int) -> Outgo
     return message
 
 
-def _exclusions(state: AppState, campaign: _LazyCampaign, recipients: list[BatchRecipient]) -> set[str]:
+def _exclusions(
+    state: AppState, campaign: _LazyCampaign, recipients: list[BatchRecipient]
+) -> set[str]:
     hook = state.extension.hooks.exclude_recipients
     if hook is None or not recipients:
         return set()
@@ -180,7 +182,7 @@ def run_batch(batch_id: int) -> str:
     try:
         message = _message(state, campaign, attempt_id)
         excluded = _exclusions(state, campaign, recipients)
-    except Exception as exc:  # noqa: BLE001 - a host hook failed: recorded, never swallowed
+    except Exception as exc:
         log.exception("host hook failed for campaign %s batch %s", campaign_id, batch_id)
         outcome.builder_error = f"the host's hook raised {type(exc).__name__}: {exc}"[:500]
     else:

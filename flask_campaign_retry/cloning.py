@@ -12,9 +12,9 @@ from .state import AppState
 from .statuses import EmailStatus, RecipientStatus
 
 #: Columns the mixin owns: a clone starts with their defaults, never the original's values.
-MIXIN_COLUMNS = frozenset(
-    name for name in vars(CampaignMixin) if not name.startswith("_")
-) | {"cloned_from_id"}
+MIXIN_COLUMNS = frozenset(name for name in vars(CampaignMixin) if not name.startswith("_")) | {
+    "cloned_from_id"
+}
 NOT_RECEIVED = (
     RecipientStatus.PENDING,
     RecipientStatus.FAILED,
@@ -32,8 +32,7 @@ def clone_field_names(state: AppState, campaign: Any) -> list[str]:
         unknown = [name for name in names if name not in table.c]
         if unknown:
             raise ConfigurationError(
-                f"@retry.clone_fields returned {unknown}, which are not columns of "
-                f"{table.name}."
+                f"@retry.clone_fields returned {unknown}, which are not columns of {table.name}."
             )
         return [name for name in names if name not in MIXIN_COLUMNS]
     return [

@@ -123,7 +123,8 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         )
     redis_url = config["CAMPAIGN_RETRY_REDIS_URL"]
     if redis_url is not None and (
-        not isinstance(redis_url, str) or not redis_url.startswith(("redis://", "rediss://", "unix://"))
+        not isinstance(redis_url, str)
+        or not redis_url.startswith(("redis://", "rediss://", "unix://"))
     ):
         raise ConfigurationError(
             "CAMPAIGN_RETRY_REDIS_URL must be a redis://, rediss:// or unix:// URL "

@@ -39,7 +39,7 @@ class _ThreadWorker(SimpleWorker):
         self.ip_address = "embedded"
 
 
-class _ThreadScheduler(RQScheduler):  # type: ignore[misc]
+class _ThreadScheduler(RQScheduler):
     """RQ's scheduler loop, run in a thread instead of a forked process."""
 
     def _install_signal_handlers(self) -> None:
@@ -63,10 +63,10 @@ def _start_server() -> tuple[Any, str]:
     from fakeredis import TcpFakeServer
 
     server = TcpFakeServer(("127.0.0.1", 0), server_type="redis")
-    host, port = server.server_address[:2]
+    port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, name="campaign-retry-redis", daemon=True)
     thread.start()
-    return server, f"redis://{host}:{port}/0"
+    return server, f"redis://127.0.0.1:{port}/0"
 
 
 def embedded_redis_url(app: Flask) -> str:
@@ -77,7 +77,7 @@ def embedded_redis_url(app: Flask) -> str:
     state = get_state(app)
     with _lock:
         if state.embedded is not None:
-            return str(state.embedded.url)
+            return state.embedded.url  # type: ignore[no-any-return]
         server, url = _start_server()
         connection = Redis.from_url(url)
         from rq import Queue
@@ -87,7 +87,7 @@ def embedded_redis_url(app: Flask) -> str:
             [queue], connection=connection, job_class=bound_job_class(app), name=None
         )
         scheduler = _ThreadScheduler([queue], connection=Redis.from_url(url))
-        scheduler.acquire_locks()
+        scheduler.acquire_locks()  # type: ignore[no-untyped-call]
         threads = (
             threading.Thread(
                 target=worker.work,

@@ -53,7 +53,7 @@ class CampaignRetry:
 
     # -- registration -------------------------------------------------------------------------
 
-    def init_app(self, app: Flask, *, db: Any, campaign_model: type) -> None:
+    def init_app(self, app: Flask, *, db: Any = None, campaign_model: type | None = None) -> None:
         """Register on ``app``: apply config defaults, validate them, declare the tables."""
         if EXTENSION_KEY in app.extensions:
             raise ConfigurationError(
@@ -136,7 +136,8 @@ class CampaignRetry:
         ]
         if missing:
             raise ConfigurationError(
-                "Cannot send: register " + " and ".join(f"@retry.{name}" for name in missing)
+                "Cannot send: register "
+                + " and ".join(f"@retry.{name}" for name in missing)
                 + " first."
             )
 
@@ -166,7 +167,7 @@ class CampaignRetry:
         include_uncertain: bool = False,
         triggered_by: str | None = None,
     ) -> Any:
-        """"Retry Send": resend to the failed and never-submitted recipients only.
+        """ "Retry Send": resend to the failed and never-submitted recipients only.
 
         Allowed when the campaign is FAILED or PARTIALLY_SENT, within CAMPAIGN_RETRY_WINDOW of
         ``failed_at``, with attempts left and someone to retry. UNCERTAIN recipients are resent

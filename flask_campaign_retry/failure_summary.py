@@ -51,7 +51,9 @@ def summarize_failures(
         parts.append("and other errors")
     if never_submitted:
         parts.append(f"{never_submitted:,} never submitted")
-    text = f"{not_accepted:,} of {considered:,} recipients did not get the email: " + "; ".join(parts)
+    text = f"{not_accepted:,} of {considered:,} recipients did not get the email: " + "; ".join(
+        parts
+    )
     if halt_reason:
         text = f"Sending stopped: {halt_reason}. " + text
     return text + "."

@@ -25,7 +25,7 @@ def build_message(raw: Any) -> OutgoingMessage:
             f"message_builder returned {type(raw).__name__}; return an OutgoingMessage or a dict "
             "with subject, from, html and/or text."
         )
-    fields = {_ALIASES.get(key, key): value for key, value in raw.items()}
+    fields: dict[str, Any] = {_ALIASES.get(str(key), str(key)): value for key, value in raw.items()}
     unknown = set(fields) - _FIELDS
     if unknown:
         raise MessageBuildError(

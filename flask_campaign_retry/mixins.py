@@ -51,7 +51,7 @@ class CampaignMixin:
     current_attempt_id: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
 
     @declared_attr
-    def cloned_from_id(cls) -> Mapped[int | None]:  # noqa: N805 - declared_attr takes the class
+    def cloned_from_id(cls) -> Mapped[int | None]:
         return mapped_column(
             sa.Integer,
             sa.ForeignKey(

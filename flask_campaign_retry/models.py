@@ -56,8 +56,7 @@ def _campaign_fk(campaign_model: type) -> tuple[str, sa.types.TypeEngine[Any]]:
     keys = list(table.primary_key.columns)
     if len(keys) != 1:
         raise ConfigurationError(
-            f"{campaign_model.__name__} must have a single-column primary key, "
-            f"it has {len(keys)}."
+            f"{campaign_model.__name__} must have a single-column primary key, it has {len(keys)}."
         )
     return f"{table.name}.{keys[0].name}", keys[0].type
 
@@ -66,7 +65,7 @@ def _declare(db: Any, campaign_model: type) -> TrackingModels:
     campaign_ref, campaign_id_type = _campaign_fk(campaign_model)
     p = TABLE_PREFIX
 
-    class CampaignAttempt(db.Model):  # type: ignore[name-defined,misc]
+    class CampaignAttempt(db.Model):  # type: ignore[misc]
         """One row per send attempt: initial, manual retry or automatic retry."""
 
         __tablename__ = f"{p}_attempt"
@@ -100,7 +99,7 @@ def _declare(db: Any, campaign_model: type) -> TrackingModels:
         halt_reason: Mapped[str | None] = mapped_column(SHORT_TEXT, nullable=True)
         paused_until: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
 
-    class CampaignBatch(db.Model):  # type: ignore[name-defined,misc]
+    class CampaignBatch(db.Model):  # type: ignore[misc]
         """A slice of an attempt's recipients submitted in one provider call."""
 
         __tablename__ = f"{p}_batch"
@@ -118,9 +117,7 @@ def _declare(db: Any, campaign_model: type) -> TrackingModels:
         )
         attempt_id: Mapped[int] = mapped_column(
             BigId,
-            sa.ForeignKey(
-                f"{p}_attempt.id", ondelete="CASCADE", name=f"fk_{p}_batch_attempt_id"
-            ),
+            sa.ForeignKey(f"{p}_attempt.id", ondelete="CASCADE", name=f"fk_{p}_batch_attempt_id"),
             nullable=False,
         )
         seq: Mapped[int] = mapped_column(sa.Integer, nullable=False)
@@ -143,7 +140,7 @@ def _declare(db: Any, campaign_model: type) -> TrackingModels:
         created_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False, default=utcnow)
         settled_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
 
-    class CampaignRecipient(db.Model):  # type: ignore[name-defined,misc]
+    class CampaignRecipient(db.Model):  # type: ignore[misc]
         """One recipient of one campaign, frozen at the first send."""
 
         __tablename__ = f"{p}_recipient"
@@ -156,9 +153,7 @@ def _declare(db: Any, campaign_model: type) -> TrackingModels:
         id: Mapped[int] = mapped_column(BigId, primary_key=True)
         campaign_id: Mapped[Any] = mapped_column(
             campaign_id_type,
-            sa.ForeignKey(
-                campaign_ref, ondelete="CASCADE", name=f"fk_{p}_recipient_campaign_id"
-            ),
+            sa.ForeignKey(campaign_ref, ondelete="CASCADE", name=f"fk_{p}_recipient_campaign_id"),
             nullable=False,
         )
         email: Mapped[str] = mapped_column(sa.String(320), nullable=False)

@@ -190,7 +190,9 @@ class OutcomeWriter:
                 [{"rid": rid, "reason": reason[:500]} for rid, reason in outcome.invalid],
             )
         if outcome.builder_error is not None:
-            self._fail(outcome.all_claimed_ids, FailureKind.FATAL.value, None, outcome.builder_error)
+            self._fail(
+                outcome.all_claimed_ids, FailureKind.FATAL.value, None, outcome.builder_error
+            )
             return
         result = outcome.result
         if result is None:

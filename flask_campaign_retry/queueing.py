@@ -94,10 +94,12 @@ class QueueBackend:
         """Enqueue ``func(*ids)`` now, or at ``at`` (naive UTC) through RQ's scheduler."""
         retry = Retry(max=ABANDONED_JOB_RETRIES)
         if at is None:
-            return self.queue.enqueue(func, *ids, retry=retry)
+            job: Job = self.queue.enqueue(func, *ids, retry=retry)
+            return job
         # RQ reads a naive datetime as local time: hand it an aware UTC one.
         when = as_naive_utc(at).replace(tzinfo=UTC)
-        return self.queue.enqueue_at(when, func, *ids, retry=retry)
+        job = self.queue.enqueue_at(when, func, *ids, retry=retry)
+        return job
 
     def enqueue_many(self, func: str, ids: Sequence[int]) -> None:
         """Enqueue ``func(id)`` for every id, in pipelined chunks."""

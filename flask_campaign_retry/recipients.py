@@ -39,7 +39,9 @@ def _pair(item: Any) -> tuple[str, dict[str, Any]]:
             "with an `email` attribute."
         )
     if not isinstance(email, str) or not email.strip():
-        raise RecipientListError(f"recipients_loader yielded a recipient without an email: {item!r}")
+        raise RecipientListError(
+            f"recipients_loader yielded a recipient without an email: {item!r}"
+        )
     if not isinstance(variables, Mapping):
         raise RecipientListError(
             f"Recipient variables for {email!r} must be a mapping, got {type(variables).__name__}."

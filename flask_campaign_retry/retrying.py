@@ -70,7 +70,9 @@ def start_retry(
     )
     session.add(attempt)
     session.flush()
-    session.execute(sa.update(campaigns).where(c.id == campaign.id).values(current_attempt_id=attempt.id))
+    session.execute(
+        sa.update(campaigns).where(c.id == campaign.id).values(current_attempt_id=attempt.id)
+    )
     session.commit()
     session.refresh(campaign)
     from .signals import retry_started

@@ -12,9 +12,9 @@ from .clock import utcnow
 from .errors import TransitionRefused
 from .finalize import finalize_attempt
 from .snapshot import snapshot_recipients
-from .targeting import has_recipient_rows, target_recipients
 from .state import AppState, get_state
 from .statuses import AttemptTrigger, BatchStatus, EmailStatus
+from .targeting import has_recipient_rows, target_recipients
 
 log = logging.getLogger("flask_campaign_retry")
 
@@ -81,10 +81,12 @@ def prepare_attempt(attempt_id: int) -> str:
                 target_recipients(state, campaign, attempt)
             else:
                 snapshot_recipients(state, campaign, attempt)
-        except Exception as exc:  # noqa: BLE001 - the host's loader failed: recorded on the campaign
+        except Exception as exc:
             session.rollback()
             log.exception("recipients_loader failed for campaign %s", attempt.campaign_id)
-            _fail_preparation(state, attempt_id, f"the recipients_loader raised {type(exc).__name__}: {exc}")
+            _fail_preparation(
+                state, attempt_id, f"the recipients_loader raised {type(exc).__name__}: {exc}"
+            )
             return "failed"
         attempt.prepared = True
         session.commit()

@@ -55,9 +55,9 @@ def snapshot_recipients(state: AppState, campaign: Any, attempt: Any) -> int:
         )
         seq += 1
     total: int = session.execute(
-        sa.select(sa.func.count()).select_from(recipients).where(
-            recipients.c.campaign_id == campaign.id
-        )
+        sa.select(sa.func.count())
+        .select_from(recipients)
+        .where(recipients.c.campaign_id == campaign.id)
     ).scalar_one()
     attempt.batches_total = seq
     attempt.targeted = total

@@ -57,9 +57,9 @@ def _call(
     started = time.perf_counter()
     try:
         accepted = provider.send_batch(message, group, ref)
-    except ProviderError as error:
-        outcome = GroupOutcome(group, error=error)
-        status = error.code
+    except ProviderError as refused:
+        outcome = GroupOutcome(group, error=refused)
+        status = refused.code
     else:
         outcome = GroupOutcome(group, message_id=accepted.message_id)
         status = accepted.http_status

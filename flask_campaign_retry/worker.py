@@ -10,7 +10,9 @@ from rq import SimpleWorker, Worker
 from .state import get_state
 
 
-def make_worker(app: Flask, *, simple: bool = False, name: str | None = None, **kwargs: Any) -> Worker:
+def make_worker(
+    app: Flask, *, simple: bool = False, name: str | None = None, **kwargs: Any
+) -> Worker | SimpleWorker:
     """A worker on the app's queue whose jobs run inside ``app``'s context.
 
     ``simple=True`` runs jobs in this process (no fork): for tests and the embedded queue.

@@ -92,9 +92,7 @@ def mailgun(fake_mailgun: Any) -> Any:
 
 
 @pytest.fixture
-def make_app(
-    database_url: str, redis_url: str, mailgun: Any
-) -> Iterator[Callable[..., Flask]]:
+def make_app(database_url: str, redis_url: str, mailgun: Any) -> Iterator[Callable[..., Flask]]:
     """Build a host app wired to this test's database, Redis queue and fake Mailgun."""
     apps: list[Flask] = []
     queue = f"t{uuid.uuid4().hex[:12]}"

@@ -57,7 +57,7 @@ def load_recipients(campaign: Campaign) -> Iterator[dict[str, Any]]:
         ).all()
         if not page:
             return
-        for sid, email, first_name in page:
+        for _, email, first_name in page:
             yield {"email": email, "variables": {"first_name": first_name or "friend"}}
         last_id = page[-1][0]
 
@@ -93,7 +93,10 @@ def create_app_from_env() -> Flask:
 def add_subscribers(list_name: str, emails: list[str]) -> None:
     db.session.execute(
         sa.insert(Subscriber),
-        [{"list_name": list_name, "email": email, "first_name": f"n{i}"} for i, email in enumerate(emails)],
+        [
+            {"list_name": list_name, "email": email, "first_name": f"n{i}"}
+            for i, email in enumerate(emails)
+        ],
     )
     db.session.commit()
 

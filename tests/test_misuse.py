@@ -44,7 +44,9 @@ def test_init_app_twice_on_one_app_is_an_error(app: Flask) -> None:
         ("CAMPAIGN_RETRY_ADMIN_WEBHOOK_URLS", ["https://hooks.example.com/x"], "SECRET"),
     ],
 )
-def test_bad_config_values_fail_init_with_a_fix_it_message(key: str, value: Any, message: str) -> None:
+def test_bad_config_values_fail_init_with_a_fix_it_message(
+    key: str, value: Any, message: str
+) -> None:
     app = Flask("bad")
     app.config[key] = value
     with pytest.raises(ConfigurationError, match=message) as raised:
@@ -81,7 +83,9 @@ def test_missing_hooks_refuse_to_send_and_change_nothing(app: Flask) -> None:
     campaign_id = campaign_with(emails(3)).id
     with other.app_context():
         campaign = hostapp.db.session.get(hostapp.Campaign, campaign_id)
-        with pytest.raises(ConfigurationError, match="recipients_loader and @retry.message_builder"):
+        with pytest.raises(
+            ConfigurationError, match=r"recipients_loader and @retry\.message_builder"
+        ):
             bare.send(campaign)
     campaign = reload(campaign)
     assert campaign.status is EmailStatus.DRAFT

@@ -57,8 +57,11 @@ def _partially_sent(mailgun: Any) -> None:
     app = current_app._get_current_object()
     good = emails(2500)
     # Three addresses in the last batch that Mailgun refuses with a batch-wide 400.
-    refused = {good[2100]: "refused1@bounce.example.com", good[2200]: "refused2@bounce.example.com",
-               good[2300]: "refused3@bounce.example.com"}
+    refused = {
+        good[2100]: "refused1@bounce.example.com",
+        good[2200]: "refused2@bounce.example.com",
+        good[2300]: "refused3@bounce.example.com",
+    }
     addresses = [refused.get(address, address) for address in good]
     mailgun.add_fault(FaultRule(status=500, on_calls=frozenset({2}), times=1))
     mailgun.add_fault(FaultRule(match=r"@bounce\.example\.com$", reject_addresses=True))
@@ -73,10 +76,16 @@ def _partially_sent(mailgun: Any) -> None:
     for email, row in rows.items():
         if email in second_batch:
             assert (row.status, row.failure_kind, row.error_code) == (
-                RecipientStatus.FAILED, "transient", 500), email
+                RecipientStatus.FAILED,
+                "transient",
+                500,
+            ), email
         elif email in refused.values():
             assert (row.status, row.failure_kind, row.error_code) == (
-                RecipientStatus.FAILED, "permanent", 400), email
+                RecipientStatus.FAILED,
+                "permanent",
+                400,
+            ), email
         else:
             assert row.status is RecipientStatus.SENT, email
             assert row.provider_message_id
@@ -131,9 +140,7 @@ def test_one_refused_address_in_a_full_batch_does_not_sink_the_other_999(
     assert mailgun.request_count <= 25
 
 
-def test_syntactically_invalid_addresses_never_reach_the_provider(
-    app: Flask, mailgun: Any
-) -> None:
+def test_syntactically_invalid_addresses_never_reach_the_provider(app: Flask, mailgun: Any) -> None:
     addresses = [*emails(10), "not-an-address", "two@@example.com"]
     campaign = campaign_with(addresses)
     hostapp.retry.send(campaign)
