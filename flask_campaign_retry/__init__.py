@@ -19,6 +19,7 @@ from .providers.base import (
     ProviderError,
 )
 from .statuses import EmailStatus, FailureKind, RecipientStatus
+from .webhook_signing import verify_signature
 
 __all__ = [
     "Accepted",
@@ -38,4 +39,5 @@ __all__ = [
     "TransitionRefused",
     "__version__",
     "signals",
+    "verify_signature",
 ]

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from .errors import ConfigurationError
+from .webhook_config import WEBHOOK_DEFAULTS
 
 MAILGUN_BATCH_LIMIT = 1000
 
@@ -37,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "CAMPAIGN_RETRY_ADMIN_WEBHOOK_THRESHOLD": 3,
     "CAMPAIGN_RETRY_ADMIN_WEBHOOK_ALLOW_PRIVATE": False,
     "MAILGUN_API_URL": "https://api.mailgun.net",
+    **WEBHOOK_DEFAULTS,
 }
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")

@@ -22,6 +22,7 @@ from .hooks import (
 from .mixins import CampaignMixin
 from .models import tracking_models
 from .state import EXTENSION_KEY, AppState, get_state
+from .webhook_config import load_webhook_options
 
 log = logging.getLogger("flask_campaign_retry")
 
@@ -72,6 +73,7 @@ class CampaignRetry:
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
         settings = load_settings(app.config)
+        load_webhook_options(app.config)  # fail at start-up, not at the first alert
         models = tracking_models(db, campaign_model)
         app.extensions[EXTENSION_KEY] = AppState(
             extension=self, settings=settings, db=db, models=models

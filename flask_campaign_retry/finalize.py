@@ -7,9 +7,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .admin_webhook import notify_attempt_finished
 from .auto_retry import enqueue_auto_retry, plan_auto_retry
 from .clock import utcnow
 from .failure_summary import summarize_failures
+from .signals import emit_campaign_finished
 from .state import AppState
 from .statuses import EmailStatus, RecipientStatus
 
@@ -109,7 +111,6 @@ def finalize_attempt(state: AppState, attempt_id: int) -> EmailStatus | None:
             }
         },
     )
-    from .signals import emit_campaign_finished
-
     emit_campaign_finished(campaign, attempt, status)
+    notify_attempt_finished(state, campaign, attempt, status)
     return status

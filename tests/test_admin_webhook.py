@@ -558,7 +558,6 @@ def test_event_filter_and_no_urls_send_nothing(
         assert receiver.received == []
 
 
-@pytest.mark.xfail(strict=False, reason="wired by the lead: finalize_attempt -> notify")
 def test_a_campaign_that_fails_alerts_the_admin_on_its_own(
     make_app: Callable[..., Flask], mailgun: Any, receiver: Receiver
 ) -> None:
