@@ -42,6 +42,24 @@ def _recipient_counts(session: Any, recipients: sa.Table, campaign_id: Any) -> d
     return {str(getattr(status, "value", status)): int(n) for status, n in rows}
 
 
+def _recount_attempt(state: AppState, attempt: Any) -> None:
+    """Set the attempt's final counts from its recipients' rows: the running counters can lag
+    behind a reconciliation that settled UNCERTAIN recipients after the fact."""
+    recipients = state.models.recipient.__table__
+    batches = state.models.batch.__table__
+    rows = state.db.session.execute(
+        sa.select(recipients.c.status, sa.func.count())
+        .join(batches, batches.c.id == recipients.c.batch_id)
+        .where(batches.c.attempt_id == attempt.id)
+        .group_by(recipients.c.status)
+    ).all()
+    counts = {str(getattr(status, "value", status)): int(n) for status, n in rows}
+    attempt.sent = counts.get(RecipientStatus.SENT, 0) + counts.get(RecipientStatus.DELIVERED, 0)
+    attempt.failed = counts.get(RecipientStatus.FAILED, 0)
+    attempt.uncertain = counts.get(RecipientStatus.UNCERTAIN, 0)
+    attempt.skipped = counts.get(RecipientStatus.SKIPPED, 0)
+
+
 def finalize_attempt(state: AppState, attempt_id: int) -> EmailStatus | None:
     """Close ``attempt_id`` and set its campaign's status; None if someone else already did.
 
@@ -68,6 +86,7 @@ def finalize_attempt(state: AppState, attempt_id: int) -> EmailStatus | None:
     considered = total - counts.get(RecipientStatus.SKIPPED, 0)
     halted = attempt.halt_reason is not None
     status = campaign_status(accepted, considered, halted=halted)
+    _recount_attempt(state, attempt)
     attempt_status = campaign_status(
         attempt.sent, attempt.targeted - attempt.skipped, halted=halted
     )

@@ -20,3 +20,10 @@ def send_batch(batch_id: int) -> str:
 def auto_retry_campaign(campaign_id: int) -> str:
     """Start a scheduled automatic retry of a campaign."""
     return run_auto_retry(campaign_id)
+
+
+def recover() -> str:
+    """The scheduled recovery sweep (reschedules itself)."""
+    from .recovery import run_scheduled_recovery
+
+    return run_scheduled_recovery()

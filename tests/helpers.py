@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -75,3 +82,41 @@ def batches(campaign: Any) -> list[Any]:
             sa.select(model).where(model.campaign_id == campaign.id).order_by(model.id)
         ).scalars()
     )
+
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Config keys a worker subprocess needs to be the same app as the test's.
+WORKER_CONFIG_KEYS = (
+    "SQLALCHEMY_DATABASE_URI",
+    "CAMPAIGN_RETRY_REDIS_URL",
+    "CAMPAIGN_RETRY_QUEUE",
+    "CAMPAIGN_RETRY_PROVIDER",
+    "MAILGUN_API_KEY",
+    "MAILGUN_DOMAIN",
+    "MAILGUN_API_URL",
+    "CAMPAIGN_RETRY_BATCH_SIZE",
+    "CAMPAIGN_RETRY_READ_TIMEOUT",
+    "CAMPAIGN_RETRY_LEASE_SECONDS",
+    "CAMPAIGN_RETRY_BACKOFF_BASE",
+    "CAMPAIGN_RETRY_BACKOFF_CAP",
+    "CAMPAIGN_RETRY_AUTO_RETRY",
+)
+
+
+def start_worker(app: Flask, *, burst: bool = False) -> subprocess.Popen[bytes]:
+    """A real forking RQ worker process for ``app``, in its own process group (so a test can
+    kill it together with its work horse)."""
+    env = dict(os.environ)
+    env["HOSTAPP_CONFIG"] = json.dumps(
+        {key: app.config[key] for key in WORKER_CONFIG_KEYS if key in app.config}
+    )
+    env["PYTHONPATH"] = str(ROOT)
+    command = [sys.executable, "-m", "tests.worker_proc"] + (["--burst"] if burst else [])
+    return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+
+
+def kill_worker(worker: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the worker and its work horse (the whole process group)."""
+    with contextlib.suppress(ProcessLookupError):  # it may have exited already
+        os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=30)

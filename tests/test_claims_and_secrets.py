@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
-import subprocess
-import sys
 import zlib
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,9 +18,7 @@ from flask_campaign_retry.sending import BATCH_JOB
 from flask_campaign_retry.state import get_state
 from flask_campaign_retry.testing.fault_rules import FaultRule
 from tests import hostapp
-from tests.helpers import batches, campaign_with, drain, emails, reload
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import batches, campaign_with, drain, emails, reload, start_worker
 
 
 def _prepare_only(app: Flask, campaign: Any) -> list[int]:
@@ -52,30 +45,7 @@ def test_two_worker_processes_racing_never_submit_a_recipient_twice(
         backend.enqueue_many(BATCH_JOB, batch_ids)
         backend.enqueue_many(BATCH_JOB, batch_ids)
         assert backend.queue.count == 60
-        config = dict(app.config)
-        env = dict(os.environ)
-        env["HOSTAPP_CONFIG"] = json.dumps(
-            {
-                key: config[key]
-                for key in (
-                    "SQLALCHEMY_DATABASE_URI",
-                    "CAMPAIGN_RETRY_REDIS_URL",
-                    "CAMPAIGN_RETRY_QUEUE",
-                    "CAMPAIGN_RETRY_PROVIDER",
-                    "MAILGUN_API_KEY",
-                    "MAILGUN_DOMAIN",
-                    "MAILGUN_API_URL",
-                    "CAMPAIGN_RETRY_BATCH_SIZE",
-                )
-            }
-        )
-        env["PYTHONPATH"] = str(ROOT)
-        workers = [
-            subprocess.Popen(
-                [sys.executable, "-m", "tests.worker_proc", "--burst"], cwd=ROOT, env=env
-            )
-            for _ in range(2)
-        ]
+        workers = [start_worker(app, burst=True) for _ in range(2)]
         for worker in workers:
             assert worker.wait(timeout=120) == 0
         accepted = mailgun.accepted_emails()
