@@ -17,11 +17,11 @@ CSRF (every state-changing route; the decision, in order)
        against the session (form field ``WTF_CSRF_FIELD_NAME``, default ``csrf_token``, or the
        ``X-CSRFToken`` / ``X-CSRF-Token`` header). The panel puts the token in its forms, so
        it works in a host that never set up Flask-WTF itself.
-    4. If flask-wtf is not installed there is nothing to check a token with, and a
-       state-changing route without CSRF lets any web page make a signed-in user's browser
-       start sends. Those routes then answer 500 with a message saying to install
-       ``flask-campaign-retry[csrf]``, and registration logs the same as a warning. Refusing is
-       the only safe default; it is a server misconfiguration, not the client's fault.
+    4. flask-wtf is a dependency, but if an environment lacks it there is nothing to check a
+       token with, and a state-changing route without CSRF lets any web page make a signed-in
+       user's browser start sends. Those routes then answer 500 with a message saying to
+       install flask-wtf, and registration logs the same as a warning. Refusing is the only
+       safe default; it is a server misconfiguration, not the client's fault.
 
     A missing or invalid token is Flask-WTF's ``CSRFError`` (a 400 with the reason).
 """
@@ -46,8 +46,9 @@ DEFAULT_CSRF_HEADERS = ("X-CSRFToken", "X-CSRF-Token")
 MAX_REDIRECT_LENGTH = 2048
 
 INSTALL_FLASK_WTF = (
-    "CSRF protection is unavailable: flask-campaign-retry refuses state-changing requests "
-    "until flask-wtf is installed (`pip install 'flask-campaign-retry[csrf]'`)."
+    "CSRF protection is unavailable because flask-wtf is not installed (it is a dependency of "
+    "flask-campaign-retry): `pip install flask-wtf`. Until then flask-campaign-retry refuses "
+    "every state-changing request."
 )
 
 
@@ -85,7 +86,7 @@ def csrf_field_name() -> str:
 
 
 def csrf_token() -> str | None:
-    """A token for the panel's forms, or None when flask-wtf is not installed."""
+    """A token for the panel's forms, or None when flask-wtf is missing or there is no secret."""
     if not flask_wtf_available() or not _has_secret():
         return None
     from flask_wtf.csrf import generate_csrf
