@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install services lint typecheck test demo bench clean
+.PHONY: install services browser lint typecheck test demo bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,17 @@ install: $(STAMP)
 services:
 	bash scripts/ensure-services.sh
 
+# Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium; no download).
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "Installing Debian's chromium for the browser tests ..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "make browser: /usr/bin/chromium is missing and apt-get cannot install it here;" \
+			"the browser tests will be skipped (in CI they fail)."; \
+	fi
+
 lint: install
 	$(BIN)/ruff check flask_campaign_retry tests
 	$(BIN)/ruff format --check flask_campaign_retry tests
@@ -28,11 +39,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: install services lint typecheck
+test: install services browser lint typecheck
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 demo: install
-	bash examples/newsletter/run-demo.sh
+	PYTHON="$(abspath $(BIN))/python" bash examples/newsletter/run-demo.sh
 
 bench: install services
 	$(BIN)/python -m benchmarks.run_all $(BENCH_ARGS)
