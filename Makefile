@@ -33,8 +33,8 @@ browser:
 	fi
 
 lint: install
-	$(BIN)/ruff check flask_campaign_retry tests
-	$(BIN)/ruff format --check flask_campaign_retry tests
+	$(BIN)/ruff check flask_campaign_retry tests examples benchmarks
+	$(BIN)/ruff format --check flask_campaign_retry tests examples benchmarks
 
 typecheck: install
 	$(BIN)/mypy

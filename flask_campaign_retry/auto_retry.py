@@ -48,7 +48,7 @@ def plan_auto_retry(
     if transient is None:
         return None
     at = next_try_at(now, campaign.retry_count + 1, settings.backoff_base, settings.backoff_cap)
-    if at > now + settings.window:
+    if at > (campaign.failed_at or now) + settings.window:
         return None
     return at
 

@@ -18,6 +18,7 @@ from flask.cli import AppGroup
 
 from .errors import ConfigurationError, TransitionRefused
 from .lookup import load_campaign
+from .recovery import recover, schedule_recovery
 from .report import delivery_report
 from .state import AppState, get_state
 from .worker import make_worker
@@ -47,10 +48,25 @@ def _campaign(state: AppState, campaign_id: str) -> Any:
 @click.option("--simple", is_flag=True, help="Run jobs in this process instead of forking.")
 @click.option("--name", default=None, help="Worker name (default: RQ's generated name).")
 def worker_command(burst: bool, simple: bool, name: str | None) -> None:
-    """Work the app's queue; every job runs inside this app's context (scheduler included)."""
+    """Work the app's queue; every job runs inside this app's context (scheduler included).
+
+    A recovery sweep runs first (work a dead worker left behind), and a scheduled sweep chain
+    is started if none is running.
+    """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    report = recover()
+    if any(report.as_dict().values()):
+        click.echo(f"recovery: {json.dumps(report.as_dict())}")
+    schedule_recovery(app)
     worker = make_worker(app, simple=simple, name=name)
     worker.work(with_scheduler=True, burst=burst)
+
+
+@cli_group.command("recover")
+def recover_command() -> None:
+    """Run one recovery sweep now: expire dead workers' batches, reconcile, finalize, requeue."""
+    report = recover()
+    click.echo(json.dumps(report.as_dict(), indent=2, default=str))
 
 
 @cli_group.command("status")

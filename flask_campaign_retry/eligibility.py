@@ -95,7 +95,7 @@ def retry_eligibility(
             f"Only FAILED or PARTIALLY_SENT campaigns can be retried; this one is {status.value}.",
         )
     if deadline is None or now > deadline:
-        when = isoformat_utc(deadline) or "unknown"
+        when = deadline.strftime("%Y-%m-%d %H:%M UTC") if deadline else "an unknown time"
         return refuse("window_expired", f"The retry window ended at {when}.")
     if attempts_left <= 0:
         return refuse(

@@ -63,6 +63,9 @@ def _start_server() -> tuple[Any, str]:
     from fakeredis import TcpFakeServer
 
     server = TcpFakeServer(("127.0.0.1", 0), server_type="redis")
+    # fakeredis makes its connection threads non-daemon, which would keep the web process
+    # (or a CLI command that sent something) alive forever after it is asked to stop.
+    server.daemon_threads = True
     port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, name="campaign-retry-redis", daemon=True)
     thread.start()

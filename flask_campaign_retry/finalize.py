@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -60,6 +61,81 @@ def _recount_attempt(state: AppState, attempt: Any) -> None:
     attempt.skipped = counts.get(RecipientStatus.SKIPPED, 0)
 
 
+@dataclass(frozen=True)
+class CampaignOutcome:
+    """A campaign's status and counts as its recipient rows stand now."""
+
+    status: EmailStatus
+    accepted: int
+    considered: int
+    total: int
+    reason: str | None
+
+    def apply(self, campaign: Any) -> None:
+        campaign.status = self.status
+        campaign.successful_sends = self.accepted
+        campaign.total_recipients = self.total
+        campaign.failure_reason = self.reason
+
+
+def _campaign_outcome(state: AppState, campaign: Any, halt_reason: str | None) -> CampaignOutcome:
+    session = state.db.session
+    recipients = state.models.recipient.__table__
+    counts = _recipient_counts(session, recipients, campaign.id)
+    total = sum(counts.values())
+    accepted = counts.get(RecipientStatus.SENT, 0) + counts.get(RecipientStatus.DELIVERED, 0)
+    considered = total - counts.get(RecipientStatus.SKIPPED, 0)
+    reason = summarize_failures(
+        session,
+        recipients,
+        campaign.id,
+        not_accepted=considered - accepted,
+        considered=considered,
+        never_submitted=counts.get(RecipientStatus.PENDING, 0),
+        halt_reason=halt_reason,
+    )
+    status = campaign_status(accepted, considered, halted=halt_reason is not None)
+    return CampaignOutcome(status, accepted, considered, total, reason)
+
+
+def refresh_campaign_status(state: AppState, campaign_id: Any) -> EmailStatus | None:
+    """Recompute a finished campaign's status after its rows changed outside an attempt (a
+    reconciliation settled UNCERTAIN recipients, delivery events arrived).
+
+    A SENDING campaign is left alone: its attempt's finalizer will do this. ``failed_at`` keeps
+    its value while the campaign still has failures, so the retry window does not move.
+    """
+    session = state.db.session
+    models = state.models
+    campaign = session.get(models.campaign, campaign_id)
+    if campaign is None or campaign.status is EmailStatus.SENDING:
+        session.rollback()
+        return None
+    attempts = models.attempt.__table__
+    halt_reason = session.execute(
+        sa.select(attempts.c.halt_reason).where(attempts.c.id == campaign.current_attempt_id)
+    ).scalar()
+    before = EmailStatus(campaign.status)
+    outcome = _campaign_outcome(state, campaign, halt_reason)
+    campaigns = models.campaign.__table__
+    changed = session.execute(
+        sa.update(campaigns)
+        .where(campaigns.c.id == campaign_id, campaigns.c.status == before)
+        .values(
+            status=outcome.status,
+            successful_sends=outcome.accepted,
+            total_recipients=outcome.total,
+            failure_reason=outcome.reason,
+            failed_at=None if outcome.status is EmailStatus.SENT else campaigns.c.failed_at,
+        )
+    ).rowcount
+    session.commit()
+    if changed and outcome.status is EmailStatus.SENT and before is not EmailStatus.SENT:
+        session.refresh(campaign)
+        emit_campaign_finished(campaign, None, outcome.status)
+    return outcome.status
+
+
 def finalize_attempt(state: AppState, attempt_id: int) -> EmailStatus | None:
     """Close ``attempt_id`` and set its campaign's status; None if someone else already did.
 
@@ -80,33 +156,18 @@ def finalize_attempt(state: AppState, attempt_id: int) -> EmailStatus | None:
     attempt = session.get(models.attempt, attempt_id)
     session.refresh(attempt)
     campaign = session.get(models.campaign, attempt.campaign_id)
-    counts = _recipient_counts(session, models.recipient.__table__, campaign.id)
-    total = sum(counts.values())
-    accepted = counts.get(RecipientStatus.SENT, 0) + counts.get(RecipientStatus.DELIVERED, 0)
-    considered = total - counts.get(RecipientStatus.SKIPPED, 0)
-    halted = attempt.halt_reason is not None
-    status = campaign_status(accepted, considered, halted=halted)
+    outcome = _campaign_outcome(state, campaign, attempt.halt_reason)
+    status, accepted, considered = outcome.status, outcome.accepted, outcome.considered
     _recount_attempt(state, attempt)
     attempt_status = campaign_status(
-        attempt.sent, attempt.targeted - attempt.skipped, halted=halted
-    )
-    reason = summarize_failures(
-        session,
-        models.recipient.__table__,
-        campaign.id,
-        not_accepted=considered - accepted,
-        considered=considered,
-        never_submitted=counts.get(RecipientStatus.PENDING, 0),
-        halt_reason=attempt.halt_reason,
+        attempt.sent, attempt.targeted - attempt.skipped, halted=attempt.halt_reason is not None
     )
     attempt.outcome = attempt_status.value
-    attempt.error_summary = reason
-    campaign.status = status
-    campaign.successful_sends = accepted
-    campaign.total_recipients = total
+    attempt.error_summary = outcome.reason
+    outcome.apply(campaign)
     campaign.last_attempt_at = now
-    campaign.failure_reason = reason
-    campaign.failed_at = None if status is EmailStatus.SENT else now
+    # The retry window runs from the first failure: a failed retry does not extend it.
+    campaign.failed_at = None if status is EmailStatus.SENT else (campaign.failed_at or now)
     auto_retry_at = plan_auto_retry(state, campaign, attempt, status, now)
     campaign.next_auto_retry_at = auto_retry_at
     session.commit()

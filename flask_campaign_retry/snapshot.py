@@ -6,10 +6,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .batch_rows import insert_batch
 from .recipients import iter_recipients
 from .sql import chunked, insert_ignoring_duplicates
 from .state import AppState
-from .statuses import BatchStatus, RecipientStatus
+from .statuses import RecipientStatus
 
 
 def snapshot_recipients(state: AppState, campaign: Any, attempt: Any) -> int:
@@ -24,22 +25,11 @@ def snapshot_recipients(state: AppState, campaign: Any, attempt: Any) -> int:
     session = state.db.session
     dialect = session.get_bind().dialect.name
     recipients = state.models.recipient.__table__
-    batches = state.models.batch.__table__
     insert_recipients = insert_ignoring_duplicates(recipients, dialect)
     seq = 0
     for chunk in chunked(iter_recipients(loader(campaign)), state.settings.batch_size):
         unique = dict(chunk)  # drops duplicates inside the chunk, keeps the last variables
-        batch_id = session.execute(
-            sa.insert(batches)
-            .values(
-                campaign_id=campaign.id,
-                attempt_id=attempt.id,
-                seq=seq,
-                size=len(unique),
-                status=BatchStatus.QUEUED,
-            )
-            .returning(batches.c.id)
-        ).scalar_one()
+        batch_id = insert_batch(state, campaign.id, attempt.id, seq, len(unique))
         session.execute(
             insert_recipients,
             [

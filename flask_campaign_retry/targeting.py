@@ -6,9 +6,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .batch_rows import insert_batch
 from .eligibility import retryable_condition
 from .state import AppState
-from .statuses import BatchStatus, RecipientStatus
+from .statuses import RecipientStatus
 
 
 def has_recipient_rows(state: AppState, campaign_id: Any) -> bool:
@@ -29,7 +30,6 @@ def target_recipients(state: AppState, campaign: Any, attempt: Any) -> int:
     """
     session = state.db.session
     recipients = state.models.recipient.__table__
-    batches = state.models.batch.__table__
     r = recipients.c
     condition = retryable_condition(recipients, campaign.id, attempt.include_uncertain)
     last_id = 0
@@ -46,17 +46,7 @@ def target_recipients(state: AppState, campaign: Any, attempt: Any) -> int:
         )
         if not ids:
             break
-        batch_id = session.execute(
-            sa.insert(batches)
-            .values(
-                campaign_id=campaign.id,
-                attempt_id=attempt.id,
-                seq=seq,
-                size=len(ids),
-                status=BatchStatus.QUEUED,
-            )
-            .returning(batches.c.id)
-        ).scalar_one()
+        batch_id = insert_batch(state, campaign.id, attempt.id, seq, len(ids))
         session.execute(
             sa.update(recipients)
             .where(r.id.in_(ids))

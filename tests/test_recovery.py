@@ -128,3 +128,20 @@ def test_uncertain_recipients_are_not_resent_automatically(make_app: Any, mailgu
         assert campaign.next_auto_retry_at is None
         assert status_counts(campaign) == {RecipientStatus.UNCERTAIN.value: 6}
         assert mailgun.request_count == 1
+
+
+def test_the_recover_command_runs_a_sweep_and_reports_it(app: Flask, mailgun: Any) -> None:
+    import json
+
+    import time_machine
+
+    campaign = campaign_with(emails(5))
+    hostapp.retry.send(campaign)
+    get_state().queue(app).queue.empty()  # the preparation job is lost
+    runner = app.test_cli_runner()
+    with time_machine.travel(_later(app), tick=True):
+        result = runner.invoke(args=["campaign-retry", "recover"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["requeued_attempts"] == [attempts(campaign)[0].id]
+    drain(app)
+    assert reload(campaign).status is EmailStatus.SENT
