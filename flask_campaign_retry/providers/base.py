@@ -1,10 +1,12 @@
-"""The provider interface: send one batch, get accepted or a classified error."""
+"""The provider interface: send one batch, get accepted or a classified error; optionally,
+look a batch up in the provider's event log (:class:`ReconcilingProvider`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 from ..statuses import FailureKind
@@ -114,3 +116,54 @@ class Provider(Protocol):
         recipients: Sequence[BatchRecipient],
         ref: BatchRef,
     ) -> Accepted: ...
+
+
+class LookupOutcome(StrEnum):
+    """What a provider's event log says about one recipient of one batch.
+
+    Ordered by strength of evidence: a delivery beats a permanent failure, which beats a
+    temporary failure, which beats a bare acceptance. NOT_FOUND means the lookup *completed*
+    and the recipient never appeared; whether that proves the mail was not accepted depends on
+    how long ago it was sent, which the caller decides (events reach the log with a delay).
+    """
+
+    ACCEPTED = "accepted"
+    FAILED_TEMPORARY = "failed_temporary"  # accepted; the provider is still trying to deliver
+    FAILED_PERMANENT = "failed_permanent"  # accepted, then given up (bounce, or "old")
+    DELIVERED = "delivered"
+    NOT_FOUND = "not_found"
+
+
+@dataclass(frozen=True)
+class RecipientLookup:
+    """The strongest evidence found for one recipient.
+
+    ``message_id`` is the provider's id of the accepted message (no angle brackets); ``at`` is
+    when the deciding event happened (aware UTC); ``code``/``detail`` describe a failure.
+    """
+
+    outcome: LookupOutcome
+    message_id: str | None = None
+    at: datetime | None = None
+    code: int | None = None
+    detail: str | None = None
+
+
+@runtime_checkable
+class ReconcilingProvider(Protocol):
+    """Optional: a provider that can say, from its event log, what became of a batch.
+
+    ``lookup_batch`` answers for every recipient passed in (keyed by recipient id) and looks
+    only at events since ``since`` (aware or naive UTC). It raises :class:`ProviderError` when
+    the lookup itself failed (network, auth, rate limit): then nothing is known and every
+    recipient must stay as it is. It never sends anything.
+    """
+
+    name: str
+
+    def lookup_batch(
+        self,
+        ref: BatchRef,
+        recipients: Sequence[BatchRecipient],
+        since: datetime,
+    ) -> Mapping[int, RecipientLookup]: ...

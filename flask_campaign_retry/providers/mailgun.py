@@ -27,8 +27,16 @@ from mailgun.config import RetryPolicy
 
 from ..errors import ConfigurationError
 from ..statuses import FailureKind
-from .base import Accepted, BatchRecipient, BatchRef, OutgoingMessage
+from .base import (
+    Accepted,
+    BatchRecipient,
+    BatchRef,
+    LookupOutcome,
+    OutgoingMessage,
+    RecipientLookup,
+)
 from .mailgun_errors import classify_exception, classify_response
+from .mailgun_events import events_filters, fold_events, walk_events
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +290,42 @@ class MailgunProvider:
         )
         self._log(ref, len(recipients), started, status, error.kind)
         raise error
+
+    def lookup_batch(
+        self,
+        ref: BatchRef,
+        recipients: Sequence[BatchRecipient],
+        since: datetime,
+    ) -> dict[int, RecipientLookup]:
+        """What Mailgun's Events API says about each recipient of one batch (reconciliation).
+
+        Asks for the accepted/delivered/failed events carrying this batch's ``v:`` variables
+        since ``since``, follows the pages until one is empty, and folds them per recipient
+        (:func:`~.mailgun_events.fold_events`). Raises :class:`ProviderError` when any page
+        fails: an incomplete lookup proves nothing. Sends nothing.
+        """
+        filters = events_filters(ref, since)
+
+        def first_page() -> Any:
+            with self._lock:
+                return self._sdk_client().events.get(domain=self.domain, filters=filters)
+
+        events = walk_events(
+            first_page,
+            api_url=self.api_url,
+            domain=self.domain,
+            auth=("api", self._key.reveal()),
+            timeout=(self.connect_timeout, self.read_timeout),
+        )
+        found = fold_events(events, ref, recipients)
+        log.debug(
+            "mailgun events lookup campaign=%s batch=%s recipients=%d found=%d",
+            ref.campaign_id,
+            ref.batch_id,
+            len(recipients),
+            sum(1 for item in found.values() if item.outcome is not LookupOutcome.NOT_FOUND),
+        )
+        return found
 
     def _log(
         self,

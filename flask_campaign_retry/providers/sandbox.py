@@ -24,9 +24,10 @@ from typing import Any
 from ..errors import ConfigurationError
 from ..testing.fault_rules import FaultPlan, FaultRule, render_fault
 from ..testing.send_records import AcceptedRecipient, RecordedCall, SendRecords
-from .base import Accepted, BatchRecipient, BatchRef, OutgoingMessage
+from .base import Accepted, BatchRecipient, BatchRef, OutgoingMessage, RecipientLookup
 from .mailgun import FormData, build_form
 from .mailgun_errors import classify_response, read_timeout_error
+from .mailgun_events import fold_events
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,31 @@ class SandboxProvider:
         error = classify_response(answer.status, answer.body, answer.headers, call.at)
         log.debug("sandbox call %d batch=%s failed: %s", call.number, ref.batch_id, error.message)
         raise error
+
+    def lookup_batch(
+        self,
+        ref: BatchRef,
+        recipients: Sequence[BatchRecipient],
+        since: datetime,
+    ) -> dict[int, RecipientLookup]:
+        """What this sandbox accepted of one batch, as Mailgun's event log would tell it.
+
+        The sandbox delivers nothing, so the answer is ACCEPTED (with the message id) or
+        NOT_FOUND; acceptances before ``since`` are not looked at, as with Mailgun.
+        """
+        floor = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
+        events = (
+            {
+                "event": "accepted",
+                "recipient": accepted.email,
+                "timestamp": accepted.at.timestamp(),
+                "user-variables": dict(accepted.user_variables),
+                "message": {"headers": {"message-id": accepted.message_id}},
+            }
+            for accepted in self.records.accepted
+            if accepted.at >= floor
+        )
+        return fold_events(events, ref, recipients)
 
 
 @dataclass(frozen=True, slots=True)

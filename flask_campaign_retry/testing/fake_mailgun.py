@@ -8,8 +8,11 @@ user ``api``, the documented 400/401/404 answers, the 1,000-recipient limit, and
 recorded (:class:`~flask_campaign_retry.testing.send_records.SendRecords`) so a test can prove
 that nobody got a mail twice.
 
-Routes live in one werkzeug ``Map``; a new endpoint (for instance ``GET /v3/<domain>/events``
-built from :attr:`accepted`) is one ``Rule`` plus one ``_handle_<endpoint>`` method.
+Routes live in one werkzeug ``Map``; a new endpoint is one ``Rule`` plus one
+``_handle_<endpoint>`` method. ``GET /v3/<domain>/events`` (and its ``next`` pages) is the
+Events API of :mod:`.fake_mailgun_events`: an ``accepted`` event per accepted recipient, plus
+what a test injects through :attr:`FakeMailgun.events` (``deliver``, ``fail``, ``add``), which
+can also make the Events API fail (``break_api``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from .fake_mailgun_events import FakeEventLog, events_answer
 from .fake_mailgun_form import (
     parse_form,
     parse_recipient_variables,
@@ -94,13 +98,23 @@ class FakeMailgun:
         self.latency = latency
         self.records = SendRecords()
         self.faults = FaultPlan()
+        self.events = FakeEventLog(self.records)
         self._stopping = threading.Event()
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._timing_lock = threading.Lock()
         self._handling_seconds = 0.0
-        self._routes = Map([Rule("/v3/<domain>/messages", methods=["POST"], endpoint="messages")])
-        self._handlers: dict[str, _Handler] = {"messages": self._handle_messages}
+        self._routes = Map(
+            [
+                Rule("/v3/<domain>/messages", methods=["POST"], endpoint="messages"),
+                Rule("/v3/<domain>/events", methods=["GET"], endpoint="events"),
+                Rule("/v3/<domain>/events/<token>", methods=["GET"], endpoint="events"),
+            ]
+        )
+        self._handlers: dict[str, _Handler] = {
+            "messages": self._handle_messages,
+            "events": self._handle_events,
+        }
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -192,9 +206,10 @@ class FakeMailgun:
             return self._handling_seconds
 
     def reset(self) -> None:
-        """Forget records, faults and timing (the server keeps running)."""
+        """Forget records, faults, events and timing (the server keeps running)."""
         self.records.reset()
         self.faults.clear()
+        self.events.reset()
         with self._timing_lock:
             self._handling_seconds = 0.0
 
@@ -255,6 +270,26 @@ class FakeMailgun:
             return self._finish(call, refusal)
         call.rule = rule
         return self._accept(call)
+
+    def _handle_events(self, request: Request, domain: str) -> Response:
+        if not self._authorized(request):
+            return _answer(unauthorized_response())
+        if domain.lower() != self.domain.lower():
+            return _answer(json_response(404, domain_not_found(domain)))
+        _, _, token = request.path.partition("/events/")
+        answer = events_answer(
+            self.events, request.args, token or None, base_url=self.url, domain=self.domain
+        )
+        self._sleep(self.latency)
+        return _answer(answer)
+
+    def _authorized(self, request: Request) -> bool:
+        auth = request.authorization
+        return (
+            auth is not None
+            and auth.username == "api"
+            and hmac.compare_digest((auth.password or "").encode(), self.api_key.encode())
+        )
 
     def _accept(self, call: _Call) -> Response:
         now = datetime.now(UTC)

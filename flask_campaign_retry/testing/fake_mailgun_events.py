@@ -1,0 +1,299 @@
+"""The Events API of the fake Mailgun server: ``GET /v3/<domain>/events`` and its pages.
+
+:class:`FakeEventLog` holds what the API returns: an ``accepted`` event for every recipient the
+fake accepted (derived from its :class:`~.send_records.SendRecords`, so nothing can drift) plus
+events a test injects (:meth:`~FakeEventLog.deliver`, :meth:`~FakeEventLog.fail`,
+:meth:`~FakeEventLog.add`). :func:`events_answer` answers a query the
+way Mailgun does: filters ``event`` (with ``A OR B``), ``recipient``, ``message-id``,
+``severity``, ``user-variables`` (a JSON object every key of which must match), ``begin`` /
+``end`` (epoch seconds or RFC 2822), ``ascending``, ``limit`` (at most 300), and a ``paging``
+block whose ``next`` link carries the query and offset in a path token; following ``next``
+ends with an empty page, as at Mailgun. :meth:`FakeEventLog.break_api` makes queries fail.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from .fault_rules import FaultResponse, canonical_message, json_response
+from .send_records import AcceptedRecipient, SendRecords
+
+MAX_LIMIT = 300
+DEFAULT_LIMIT = 300
+_FILTERS = ("event", "recipient", "message-id", "severity", "user-variables")
+
+
+def _accepted_event(accepted: AcceptedRecipient) -> dict[str, Any]:
+    digest = hashlib.sha256(f"{accepted.message_id}|{accepted.email}".encode()).digest()
+    return {
+        "id": base64.urlsafe_b64encode(digest[:16]).decode().rstrip("="),
+        "event": "accepted",
+        "timestamp": accepted.at.timestamp(),
+        "log-level": "info",
+        "method": "HTTP",
+        "recipient": accepted.email,
+        "recipient-domain": accepted.email.rpartition("@")[2],
+        "message": {"headers": {"message-id": accepted.message_id}},
+        "user-variables": dict(accepted.user_variables),
+        "flags": {"is-test-mode": False},
+    }
+
+
+class FakeEventLog:
+    """Events of one fake Mailgun; every method is thread-safe."""
+
+    def __init__(self, records: SendRecords) -> None:
+        self._records = records
+        self._lock = threading.Lock()
+        self._injected: list[dict[str, Any]] = []
+        self._failure: tuple[int, int | None] | None = None
+        self._requests = 0
+
+    def add(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Inject one event (``id`` and ``timestamp`` are filled in when missing)."""
+        item = dict(event)
+        item.setdefault("id", secrets.token_urlsafe(16))
+        item.setdefault("timestamp", time.time())
+        with self._lock:
+            self._injected.append(item)
+        return item
+
+    def last_accepted(self, email: str) -> AcceptedRecipient:
+        """The latest acceptance of ``email``; ValueError if the fake never accepted it."""
+        wanted = email.lower()
+        for accepted in reversed(self._records.accepted):
+            if accepted.email.lower() == wanted:
+                return accepted
+        raise ValueError(f"The fake never accepted {email!r}: there is nothing to deliver.")
+
+    def outcome_event(self, email: str, event: str, **fields: Any) -> dict[str, Any]:
+        """Inject an event about the latest acceptance of ``email`` (same variables and message
+        id, a timestamp after the acceptance unless ``timestamp`` is given)."""
+        accepted = self.last_accepted(email)
+        base = _accepted_event(accepted)
+        item: dict[str, Any] = {
+            "event": event,
+            "timestamp": max(time.time(), accepted.at.timestamp() + 0.001),
+            "recipient": accepted.email,
+            "recipient-domain": base["recipient-domain"],
+            "message": base["message"],
+            "user-variables": base["user-variables"],
+        }
+        item.update(fields)
+        return self.add(item)
+
+    def deliver(self, email: str, **fields: Any) -> dict[str, Any]:
+        """Log a ``delivered`` event for the latest acceptance of ``email``; returns it
+        (``fields`` override or add event fields, e.g. ``timestamp``)."""
+        fields.setdefault(
+            "delivery-status", {"code": 250, "message": "OK", "description": "", "attempt-no": 1}
+        )
+        return self.outcome_event(email, "delivered", **fields)
+
+    def fail(
+        self,
+        email: str,
+        *,
+        severity: str = "permanent",
+        reason: str = "bounce",
+        code: int = 550,
+        description: str = "5.1.1 The email account that you tried to reach does not exist.",
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Log a ``failed`` event for the latest acceptance of ``email``; returns it."""
+        fields.setdefault(
+            "delivery-status", {"code": code, "message": description, "description": description}
+        )
+        return self.outcome_event(email, "failed", severity=severity, reason=reason, **fields)
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every event, oldest first (ties in the order they were recorded)."""
+        derived = [_accepted_event(accepted) for accepted in self._records.accepted]
+        with self._lock:
+            items = derived + [dict(item) for item in self._injected]
+        return sorted(items, key=lambda item: float(item["timestamp"]))
+
+    def break_api(self, status: int = 500, times: int | None = None) -> None:
+        """Make the next ``times`` queries (every one when None) answer ``status``."""
+        if not 400 <= status <= 599:
+            raise ValueError("The Events API can only be broken with a 4xx or 5xx status.")
+        with self._lock:
+            self._failure = (status, times)
+
+    def heal_api(self) -> None:
+        """Undo :meth:`break_api`."""
+        with self._lock:
+            self._failure = None
+
+    @property
+    def request_count(self) -> int:
+        """Queries received (pages included)."""
+        with self._lock:
+            return self._requests
+
+    def take_request(self) -> int | None:
+        """Count a query; return the status it must fail with, if the API is broken."""
+        with self._lock:
+            self._requests += 1
+            if self._failure is None:
+                return None
+            status, left = self._failure
+            if left is not None:
+                self._failure = (status, left - 1) if left > 1 else None
+            return status
+
+    def reset(self) -> None:
+        """Forget injected events, failures and the request count."""
+        with self._lock:
+            self._injected.clear()
+            self._failure = None
+            self._requests = 0
+
+
+class _BadQuery(ValueError):
+    """A query Mailgun would answer with 400."""
+
+
+@dataclass(frozen=True)
+class _Query:
+    filters: dict[str, str]
+    begin: float | None
+    end: float | None
+    ascending: bool
+    limit: int
+    offset: int
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str], offset: int = 0) -> _Query:
+        ascending = params.get("ascending", "no").lower()
+        if ascending not in ("yes", "no"):
+            raise _BadQuery("ascending must be 'yes' or 'no'")
+        raw_limit = params.get("limit", str(DEFAULT_LIMIT))
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+            raise _BadQuery(f"limit must be an integer from 1 to {MAX_LIMIT}")
+        filters = {name: params[name] for name in _FILTERS if params.get(name)}
+        if "user-variables" in filters:
+            try:
+                variables = json.loads(filters["user-variables"])
+            except ValueError:
+                raise _BadQuery("user-variables must be a JSON object") from None
+            if not isinstance(variables, dict):
+                raise _BadQuery("user-variables must be a JSON object")
+        return cls(
+            filters,
+            _moment(params.get("begin")),
+            _moment(params.get("end")),
+            ascending == "yes",
+            int(raw_limit),
+            offset,
+        )
+
+    def params(self) -> dict[str, str]:
+        out = dict(self.filters)
+        out.update(ascending="yes" if self.ascending else "no", limit=str(self.limit))
+        if self.begin is not None:
+            out["begin"] = repr(self.begin)
+        if self.end is not None:
+            out["end"] = repr(self.end)
+        return out
+
+    def matches(self, item: Mapping[str, Any]) -> bool:
+        stamp = float(item["timestamp"])
+        low, high = self.begin, self.end
+        if low is not None and high is not None and low > high:
+            low, high = high, low  # begin after end: a descending range, same events
+        if (low is not None and stamp < low) or (high is not None and stamp > high):
+            return False
+        return all(_filter_matches(name, value, item) for name, value in self.filters.items())
+
+
+def _moment(raw: str | None) -> float | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(raw).timestamp()
+    except (TypeError, ValueError):
+        raise _BadQuery(f"{raw!r} is neither an RFC 2822 date nor epoch seconds") from None
+
+
+def _filter_matches(name: str, value: str, item: Mapping[str, Any]) -> bool:
+    if name == "event":
+        wanted = {part.strip().lower() for part in value.replace(" or ", " OR ").split(" OR ")}
+        return str(item.get("event", "")).lower() in wanted
+    if name == "recipient":
+        return str(item.get("recipient", "")).lower() == value.strip().lower()
+    if name == "severity":
+        return item.get("severity") == value
+    if name == "message-id":
+        headers = (item.get("message") or {}).get("headers") or {}
+        found = str(headers.get("message-id", ""))
+        return found.strip("<>") == value.strip().strip("<>")
+    variables = item.get("user-variables") or {}
+    wanted_vars = json.loads(value)
+    return all(str(variables.get(key)) == str(want) for key, want in wanted_vars.items())
+
+
+def _token(query: _Query, offset: int) -> str:
+    raw = json.dumps({"q": query.params(), "o": offset}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _from_token(token: str) -> _Query:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = json.loads(raw)
+        return _Query.parse(data["q"], int(data["o"]))
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        raise _BadQuery("invalid page token") from None
+
+
+def events_answer(
+    log: FakeEventLog,
+    params: Mapping[str, str],
+    token: str | None,
+    *,
+    base_url: str,
+    domain: str,
+) -> FaultResponse:
+    """The answer to one authenticated Events API request (first page or a ``next`` page)."""
+    broken = log.take_request()
+    if broken is not None:
+        return json_response(broken, canonical_message(broken, domain))
+    try:
+        query = _from_token(token) if token else _Query.parse(params)
+    except _BadQuery as exc:
+        return json_response(400, str(exc))
+    items = [item for item in log.all() if query.matches(item)]
+    if not query.ascending:
+        items.reverse()
+    page = items[query.offset : query.offset + query.limit]
+    after = query.offset + len(page)
+    last = max(0, (len(items) - 1) // query.limit * query.limit)
+
+    def link(offset: int) -> str:
+        return f"{base_url}/v3/{domain}/events/{_token(query, offset)}"
+
+    body = {
+        "items": page,
+        "paging": {
+            "first": link(0),
+            "last": link(last),
+            "next": link(after),
+            "previous": link(max(0, query.offset - query.limit)),
+        },
+    }
+    return FaultResponse(200, json.dumps(body), "application/json", {})
