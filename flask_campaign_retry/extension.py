@@ -19,6 +19,7 @@ from .hooks import (
     RecipientExcluder,
     RecipientsLoader,
 )
+from .mailgun_webhook import register_mailgun_webhook
 from .mixins import CampaignMixin
 from .models import tracking_models
 from .state import EXTENSION_KEY, AppState, get_state
@@ -81,6 +82,7 @@ class CampaignRetry:
         from .surfaces import register_surfaces  # routes, panel global, CLI group
 
         register_surfaces(app)
+        register_mailgun_webhook(app)  # POST <prefix>/webhooks/mailgun (signature, not CSRF)
         if settings.redis_url is None:
             log.warning(
                 "CAMPAIGN_RETRY_REDIS_URL is not set: using the embedded in-process queue, "
