@@ -1,0 +1,229 @@
+"""One initial send, three ways: the engine, the floor (no tracking), the naive tracker.
+
+All three read the same list through the host's loader, post the same batches through the same
+Mailgun provider instance to the same fake, and end with every recipient accepted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+
+from flask_campaign_retry.clock import utcnow
+from flask_campaign_retry.providers.base import BatchRecipient, BatchRef
+from flask_campaign_retry.sql import chunked
+from flask_campaign_retry.state import get_state
+from flask_campaign_retry.statuses import EmailStatus, RecipientStatus
+from flask_campaign_retry.worker import make_worker, run_burst
+
+from . import hostapp
+from .context import BenchContext, expect
+from .sqlcount import StatementCounter
+
+
+@dataclass(frozen=True)
+class SendRun:
+    """An engine send: end to end, and split at the end of the preparation (snapshot) job."""
+
+    recipients: int
+    batches: int
+    seconds: float
+    prepare_seconds: float
+    snapshot_statements: int
+    #: statements of every job after the snapshot (batch jobs, the finalizer included)
+    statements: Counter[str]
+
+    @property
+    def rate(self) -> float:
+        return self.recipients / self.seconds
+
+
+def _check_sent(ctx: BenchContext, campaign_id: int, expected: int, accepted_before: int) -> None:
+    hostapp.db.session.expire_all()
+    campaign = hostapp.db.session.get(hostapp.Campaign, campaign_id)
+    expect(campaign is not None, f"campaign {campaign_id} vanished")
+    assert campaign is not None
+    expect(
+        campaign.status == EmailStatus.SENT and campaign.successful_sends == expected,
+        f"campaign {campaign_id} ended {campaign.status} with {campaign.successful_sends} of "
+        f"{expected} sent: {campaign.failure_reason}",
+    )
+    accepted = ctx.fake.stats().accepted - accepted_before
+    expect(accepted == expected, f"the fake accepted {accepted} recipients, expected {expected}")
+
+
+def run_engine(ctx: BenchContext, app: Flask, list_name: str, expected: int) -> SendRun:
+    """``retry.send`` then an in-process RQ worker (SimpleWorker) until the queue is empty."""
+    with app.app_context():
+        campaign = hostapp.new_campaign(list_name)
+        before = ctx.fake.stats().accepted
+        engine = hostapp.db.engine
+        snapshot_counter = StatementCounter(engine)
+        counter = StatementCounter(engine)
+        started = time.perf_counter()
+        hostapp.retry.send(campaign)
+        with snapshot_counter.counting():
+            worker = make_worker(app, simple=True)
+            worker.work(burst=True, max_jobs=1, logging_level="WARNING")  # the preparation job
+        prepared = time.perf_counter()
+        with counter.counting():
+            run_burst(app)
+        ended = time.perf_counter()
+        batches = get_state(app).models.batch.__table__
+        count = hostapp.db.session.execute(
+            sa.select(sa.func.count()).where(batches.c.campaign_id == campaign.id)
+        ).scalar_one()
+        _check_sent(ctx, campaign.id, expected, before)
+    return SendRun(
+        recipients=expected,
+        batches=int(count),
+        seconds=ended - started,
+        prepare_seconds=prepared - started,
+        snapshot_statements=snapshot_counter.total,
+        statements=counter.kinds,
+    )
+
+
+def _bulk_snapshot(app: Flask, campaign: Any) -> list[list[BatchRecipient]]:
+    """The floor's snapshot: the loader's rows bulk-inserted, ids returned, nothing else."""
+    state = get_state(app)
+    table = state.models.recipient.__table__
+    insert = sa.insert(table).returning(
+        table.c.id, table.c.email, table.c.variables, sort_by_parameter_order=True
+    )
+    session = hostapp.db.session
+    campaign_id = campaign.id
+    batches: list[list[BatchRecipient]] = []
+    for chunk in chunked(hostapp.load_recipients(campaign), state.settings.batch_size):
+        rows = session.execute(
+            insert,
+            [
+                {
+                    "campaign_id": campaign_id,
+                    "email": item["email"],
+                    "variables": item["variables"],
+                    "status": RecipientStatus.PENDING,
+                }
+                for item in chunk
+            ],
+        ).all()
+        batches.append(
+            [BatchRecipient(int(rid), email, variables) for rid, email, variables in rows]
+        )
+    session.commit()
+    return batches
+
+
+def _post_batches(
+    app: Flask,
+    campaign: Any,
+    after_each: Callable[[list[BatchRecipient], str | None], None] | None = None,
+) -> Callable[[list[list[BatchRecipient]]], None]:
+    state = get_state(app)
+    provider = state.provider(app)
+    message = hostapp.build_message(campaign)
+
+    def post(batches: list[list[BatchRecipient]]) -> None:
+        for seq, batch in enumerate(batches):
+            accepted = provider.send_batch(message, batch, BatchRef(campaign.id, 0, seq))
+            if after_each is not None:
+                after_each(batch, accepted.message_id)
+
+    return post
+
+
+def run_floor(ctx: BenchContext, app: Flask, list_name: str, expected: int) -> float:
+    """Bulk-insert the snapshot, post the same batches, track nothing: the seconds it took."""
+    with app.app_context():
+        campaign = hostapp.new_campaign(list_name)
+        before = ctx.fake.stats().accepted
+        post = _post_batches(app, campaign)
+        started = time.perf_counter()
+        post(_bulk_snapshot(app, campaign))
+        elapsed = time.perf_counter() - started
+        accepted = ctx.fake.stats().accepted - before
+        expect(accepted == expected, f"floor: the fake accepted {accepted} of {expected}")
+    return elapsed
+
+
+def run_naive(ctx: BenchContext, app: Flask, list_name: str, expected: int) -> float:
+    """The same bulk snapshot, then one ORM UPDATE and one COMMIT per recipient."""
+    with app.app_context():
+        campaign = hostapp.new_campaign(list_name)
+        before = ctx.fake.stats().accepted
+        model = get_state(app).models.recipient
+        session = hostapp.db.session
+
+        def track(batch: list[BatchRecipient], message_id: str | None) -> None:
+            for recipient in batch:
+                session.execute(
+                    sa.update(model)
+                    .where(model.id == recipient.id)
+                    .values(
+                        status=RecipientStatus.SENT,
+                        provider_message_id=message_id,
+                        sent_at=utcnow(),
+                        submissions=model.submissions + 1,
+                    )
+                )
+                session.commit()
+
+        post = _post_batches(app, campaign, track)
+        started = time.perf_counter()
+        post(_bulk_snapshot(app, campaign))
+        elapsed = time.perf_counter() - started
+        accepted = ctx.fake.stats().accepted - before
+        sent = session.execute(
+            sa.select(sa.func.count()).where(
+                model.campaign_id == campaign.id, model.status == RecipientStatus.SENT
+            )
+        ).scalar_one()
+        expect(accepted == expected and sent == expected, f"naive: {accepted}/{sent}/{expected}")
+    return elapsed
+
+
+def run_forked(
+    ctx: BenchContext,
+    app: Flask,
+    list_name: str,
+    expected: int,
+    *,
+    statement_key: str | None = None,
+) -> float:
+    """The same engine send with one real forking worker process (already idle) instead of the
+    in-process worker: seconds from the attempt's start to its end (both stamped by the engine).
+    """
+    from .worker_proc import WorkerPool
+
+    pool = WorkerPool(ctx.config_of(app), 1, statement_key=statement_key)
+    with pool, app.app_context():
+        campaign = hostapp.new_campaign(list_name)
+        before = ctx.fake.stats().accepted
+        attempt = hostapp.retry.send(campaign)
+        elapsed = wait_attempt_end(app, attempt.id, timeout=600)
+        _check_sent(ctx, campaign.id, expected, before)
+    return elapsed
+
+
+def wait_attempt_end(app: Flask, attempt_id: int, *, timeout: float) -> float:
+    """Wait until the attempt has ended; return ended_at - started_at in seconds."""
+    model = get_state(app).models.attempt
+    deadline = time.monotonic() + timeout
+    while True:
+        hostapp.db.session.expire_all()
+        row = hostapp.db.session.execute(
+            sa.select(model.started_at, model.ended_at).where(model.id == attempt_id)
+        ).one()
+        hostapp.db.session.commit()
+        if row.ended_at is not None:
+            span: timedelta = row.ended_at - row.started_at
+            return span.total_seconds()
+        expect(time.monotonic() < deadline, f"attempt {attempt_id} did not end in {timeout} s")
+        time.sleep(0.05)
