@@ -12,6 +12,7 @@ from .config import DEFAULTS, load_settings
 from .errors import ConfigurationError
 from .hooks import (
     Authorizer,
+    CampaignUrl,
     CloneFields,
     CurrentUser,
     Hooks,
@@ -122,6 +123,12 @@ class CampaignRetry:
         self.hooks.clone_fields = func
         return func
 
+    def campaign_url(self, func: CampaignUrl) -> CampaignUrl:
+        """``campaign -> URL of the host's page for it``: a clone made from a form post opens
+        on the new draft's page instead of going back."""
+        self.hooks.campaign_url = func
+        return func
+
     def current_user(self, func: CurrentUser) -> CurrentUser:
         """``() -> id of the user acting now`` (recorded in the attempt log)."""
         self.hooks.current_user = func
@@ -199,6 +206,19 @@ class CampaignRetry:
         from .cloning import clone_campaign
 
         return clone_campaign(self._state(), campaign, only_unsent=only_unsent)
+
+    def delivery(self, campaign: Any) -> dict[str, Any]:
+        """Where the campaign's delivery stands (the JSON of the ``delivery`` route)."""
+        from .report import delivery_report
+
+        return delivery_report(self._state(), campaign)
+
+    def recover(self) -> Any:
+        """Run one recovery sweep for the current app now (see :mod:`recovery`)."""
+        self._state()
+        from .recovery import recover
+
+        return recover()
 
     def models(self) -> Any:
         """The tracking models (recipient, batch, attempt) of the current app."""

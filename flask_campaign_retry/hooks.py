@@ -12,6 +12,7 @@ Authorizer = Callable[[Any, str], bool]
 RecipientExcluder = Callable[[Any, list[str]], Iterable[str]]
 CloneFields = Callable[[Any], Iterable[str]]
 CurrentUser = Callable[[], str | None]
+CampaignUrl = Callable[[Any], str]
 
 
 @dataclass
@@ -25,3 +26,4 @@ class Hooks:
     exclude_recipients: RecipientExcluder | None = None
     clone_fields: CloneFields | None = None
     current_user: CurrentUser | None = None
+    campaign_url: CampaignUrl | None = None

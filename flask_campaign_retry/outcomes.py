@@ -108,7 +108,10 @@ class OutcomeWriter:
             uncertain = kind == FailureKind.UNCERTAIN
             status = RecipientStatus.UNCERTAIN if uncertain else RecipientStatus.FAILED
         self._set(
-            self.recipients.c.id.in_(ids),
+            # Only rows this run holds: a delivery event may already have settled one.
+            sa.and_(
+                self.recipients.c.id.in_(ids), self.recipients.c.status == RecipientStatus.SENDING
+            ),
             status=status,
             failure_kind=kind,
             error_code=code,
@@ -204,7 +207,9 @@ class OutcomeWriter:
                 where = (
                     sa.and_(r.batch_id == outcome.batch_id, r.status == RecipientStatus.SENDING)
                     if whole_batch
-                    else r.id.in_(_ids(group.recipients))
+                    else sa.and_(
+                        r.id.in_(_ids(group.recipients)), r.status == RecipientStatus.SENDING
+                    )
                 )
                 self._set(
                     where,

@@ -5,10 +5,11 @@ Runs at worker start, on a schedule through RQ's scheduler, and by hand
 concurrently, or a sweep racing a slow but live worker, change each row once:
 
 1. A batch SENDING past its lease lost its worker: the batch and its in-flight recipients become
-   UNCERTAIN (the provider may have accepted them) and are reconciled with the provider's event
-   log where the provider can do that.
-2. An attempt whose batches have all settled but which was never finalized is finalized.
-3. When the queue is idle, work whose job was lost (a QUEUED batch long due, an unprepared
+   UNCERTAIN (the provider may have accepted them).
+2. UNCERTAIN recipients (from step 1 or from read timeouts) are reconciled with the provider's
+   event log where the provider can do that: accepted → SENT, confirmed absent → retryable.
+3. An attempt whose batches have all settled but which was never finalized is finalized.
+4. When the queue is idle, work whose job was lost (a QUEUED batch long due, an unprepared
    attempt, a missed automatic retry) is enqueued again; duplicates are harmless because only a
    claim can submit.
 """
@@ -25,7 +26,8 @@ from flask import Flask, current_app
 
 from .auto_retry import AUTO_RETRY_JOB
 from .clock import utcnow
-from .finalize import finalize_attempt
+from .finalize import finalize_attempt, refresh_campaign_status
+from .reconcile import reconcile_batches
 from .sending import BATCH_JOB, PREPARE_JOB
 from .state import AppState, get_state
 from .statuses import BatchStatus, EmailStatus, FailureKind, RecipientStatus
@@ -33,6 +35,8 @@ from .statuses import BatchStatus, EmailStatus, FailureKind, RecipientStatus
 log = logging.getLogger("flask_campaign_retry")
 
 RECOVERY_JOB = "flask_campaign_retry.jobs.recover"
+#: Batches looked up per sweep: bounds the time one sweep spends asking the provider.
+RECONCILE_BATCHES_PER_SWEEP = 200
 LOST_IN_FLIGHT = "the worker stopped while this batch was in flight; the provider may have it"
 
 
@@ -122,18 +126,30 @@ def expire_leases(state: AppState, now: datetime, report: RecoveryReport) -> set
         if done is not None:
             attempts.add(done[0])
             report.expired_batches.append(int(batch_id))
-    if report.expired_batches:
-        report.reconciled = _reconcile(state, report.expired_batches)
     return attempts
 
 
-def _reconcile(state: AppState, batch_ids: list[int]) -> dict[str, int]:
-    """Ask the provider's event log about the expired batches (when it can answer)."""
-    try:
-        from .reconcile import reconcile_batches
-    except ImportError:
-        return {}
-    return dict(reconcile_batches(state, batch_ids))
+def reconcile_settled_uncertain(state: AppState, now: datetime, report: RecoveryReport) -> None:
+    """Step 2: UNCERTAIN recipients of settled batches (read timeouts, earlier sweeps) are
+    looked up again until the event log can tell; finished campaigns get their status
+    refreshed. Nothing is ever resent here."""
+    r = state.models.recipient.__table__.c
+    b = state.models.batch.__table__.c
+    rows = state.db.session.execute(
+        sa.select(r.batch_id, r.campaign_id)
+        .join(state.models.batch.__table__, b.id == r.batch_id)
+        .where(r.status == RecipientStatus.UNCERTAIN, b.status != BatchStatus.SENDING)
+        .distinct()
+        .limit(RECONCILE_BATCHES_PER_SWEEP)
+    ).all()
+    state.db.session.rollback()
+    if not rows:
+        return
+    counts = reconcile_batches(state, [int(batch_id) for batch_id, _ in rows], now=now)
+    for key, value in counts.items():
+        report.reconciled[key] = report.reconciled.get(key, 0) + value
+    for campaign_id in {campaign_id for _, campaign_id in rows}:
+        refresh_campaign_status(state, campaign_id)
 
 
 def finalize_settled(state: AppState, report: RecoveryReport) -> None:
@@ -212,6 +228,7 @@ def recover(now: datetime | None = None) -> RecoveryReport:
     now = now or utcnow()
     report = RecoveryReport()
     expire_leases(state, now, report)
+    reconcile_settled_uncertain(state, now, report)
     finalize_settled(state, report)
     requeue_lost_work(state, app, now, report)
     if any(report.as_dict().values()):

@@ -98,7 +98,8 @@ def _state_changing(
             response.headers["Location"] = location
         return response
     flash(message, "success")
-    return redirect(back, 303)
+    # A new campaign (clone) opens on the host's own page for it, when the host says where.
+    return redirect(body.get("page_url") or back, 303)
 
 
 def _back_url() -> str:
@@ -150,6 +151,9 @@ def clone(campaign_id: str) -> ResponseReturnValue:
             "total_recipients": copy.total_recipients,
             "delivery_url": location,
         }
+        page_hook = get_state().extension.hooks.campaign_url
+        if page_hook is not None:
+            body["page_url"] = page_hook(copy)
         message = f"Cloned into a new draft (#{copy.id})" + (
             f" for the {copy.total_recipients} recipients who did not get it."
             if only_unsent

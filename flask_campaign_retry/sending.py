@@ -11,6 +11,7 @@ from flask import current_app
 from .clock import utcnow
 from .errors import TransitionRefused
 from .finalize import finalize_attempt
+from .reconcile import reconcile_uncertain
 from .snapshot import snapshot_recipients
 from .state import AppState, get_state
 from .statuses import AttemptTrigger, BatchStatus, EmailStatus
@@ -75,7 +76,13 @@ def prepare_attempt(attempt_id: int) -> str:
     if attempt is None or attempt.ended_at is not None:
         return "nothing to do"
     if not attempt.prepared:
-        campaign = session.get(models.campaign, attempt.campaign_id)
+        campaign_id = attempt.campaign_id
+        if attempt.trigger != AttemptTrigger.INITIAL.value:
+            # Ask the provider's event log about UNCERTAIN recipients first: the ones it
+            # accepted must not be resent, the ones it never saw become plainly retryable.
+            reconcile_uncertain(state, campaign_id)
+            attempt = session.get(models.attempt, attempt_id)
+        campaign = session.get(models.campaign, campaign_id)
         try:
             if has_recipient_rows(state, campaign.id):
                 target_recipients(state, campaign, attempt)

@@ -281,3 +281,22 @@ def test_failures_route_pages_with_a_keyset_cursor(
     assert seen == [f"main00000{i}@example.com" for i in range(5)]
     assert client.get(url, query_string={"limit": "0"}).status_code == 400
     assert client.get(url, query_string={"after": "x"}).get_json()["code"] == "invalid_field"
+
+
+def test_a_form_clone_opens_the_new_draft_when_the_host_says_where(
+    web_app: Flask, client: FlaskClient, mailgun: Any
+) -> None:
+    campaign = partially_sent(web_app, mailgun)
+    data = {"csrf_token": csrf_token(client), "next": f"/host/campaigns/{campaign.id}"}
+    without_hook = client.post(f"/campaigns/{campaign.id}/clone", data=data)
+    assert without_hook.headers["Location"] == f"/host/campaigns/{campaign.id}"
+
+    hostapp.retry.campaign_url(lambda copy: f"/host/campaigns/{copy.id}/edit")
+    try:
+        response = client.post(f"/campaigns/{campaign.id}/clone", data=data)
+    finally:
+        hostapp.retry.hooks.campaign_url = None
+    assert response.status_code == 303
+    newest = hostapp.db.session.execute(sa.select(sa.func.max(hostapp.Campaign.id))).scalar()
+    assert response.headers["Location"] == f"/host/campaigns/{newest}/edit"
+    assert newest != campaign.id

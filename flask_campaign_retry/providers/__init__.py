@@ -4,9 +4,12 @@ from .base import (
     Accepted,
     BatchRecipient,
     BatchRef,
+    LookupOutcome,
     OutgoingMessage,
     Provider,
     ProviderError,
+    RecipientLookup,
+    ReconcilingProvider,
 )
 from .loader import load_provider
 
@@ -14,8 +17,11 @@ __all__ = [
     "Accepted",
     "BatchRecipient",
     "BatchRef",
+    "LookupOutcome",
     "OutgoingMessage",
     "Provider",
     "ProviderError",
+    "RecipientLookup",
+    "ReconcilingProvider",
     "load_provider",
 ]
