@@ -110,8 +110,10 @@ def _one_run(app: Flask, mailgun: Any, run: int, rng: random.Random) -> dict[str
     recover()  # the scheduled sweep: settles what read timeouts left UNCERTAIN
     drain(
         app,
-        until=lambda: (c := reload(campaign)).status is not EmailStatus.SENDING
-        and c.next_auto_retry_at is None,
+        until=lambda: (
+            (c := reload(campaign)).status is not EmailStatus.SENDING
+            and c.next_auto_retry_at is None
+        ),
         timeout=60,
     )
 
