@@ -75,12 +75,13 @@ def register_mailgun_webhook(app: Flask) -> None:
     """Mount the webhook at the app's URL prefix (called once from ``init_app``).
 
     Validates ``CAMPAIGN_RETRY_WEBHOOK_TOLERANCE`` now, so a bad value fails at start, and
-    warns when no signing key is set (the route then answers 503).
+    warns when the Mailgun provider is used without a signing key (the route then answers 503).
     """
     webhook_tolerance(app.config)
     app.register_blueprint(bp, url_prefix=get_state(app).settings.url_prefix or None)
     _exempt_from_host_csrf(app)
-    if not app.config.get(SIGNING_KEY_CONFIG):
+    uses_mailgun = get_state(app).settings.provider == "mailgun"
+    if uses_mailgun and not app.config.get(SIGNING_KEY_CONFIG):
         log.warning(
             "%s is not set: the Mailgun webhook route answers 503 until it is "
             "(Mailgun dashboard > Sending > Webhooks > HTTP webhook signing key).",
