@@ -15,8 +15,6 @@ from tests import hostapp
 from tests.helpers import attempts, reload, status_counts
 from tests.webapp import (
     draft,
-    fixture_authorize,  # noqa: F401 - fixture
-    fixture_web_app,  # noqa: F401 - fixture
     partially_sent,
     sent_with_faults,
 )

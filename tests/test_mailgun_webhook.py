@@ -26,7 +26,7 @@ from flask_campaign_retry.testing.fake_mailgun import FakeMailgun
 from flask_campaign_retry.testing.mailgun_webhooks import signed_webhook
 from tests import hostapp
 from tests.helpers import batches, campaign_with, drain, emails, recipient_rows, reload
-from tests.webapp import add_host_pages, fixture_authorize  # noqa: F401 - fixture
+from tests.webapp import add_host_pages
 
 KEY = "test-webhook-signing-key-5f1c9a"
 PATH = "/campaigns/webhooks/mailgun"

@@ -23,9 +23,6 @@ from tests.webapp import (
     add_host_pages,
     draft,
     failed,
-    fixture_authorize,  # noqa: F401 - fixture
-    fixture_client,  # noqa: F401 - fixture
-    fixture_web_app,  # noqa: F401 - fixture
     flashes,
     partially_sent,
     sent_with_faults,

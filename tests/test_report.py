@@ -25,9 +25,6 @@ from tests import hostapp
 from tests.helpers import drain, reload
 from tests.webapp import (
     failed,
-    fixture_authorize,  # noqa: F401 - fixture
-    fixture_client,  # noqa: F401 - fixture
-    fixture_web_app,  # noqa: F401 - fixture
     partially_sent,
     sent_with_faults,
 )

@@ -26,9 +26,6 @@ from tests.webapp import (
     csrf_token,
     draft,
     failed,
-    fixture_authorize,  # noqa: F401 - fixture
-    fixture_client,  # noqa: F401 - fixture
-    fixture_web_app,  # noqa: F401 - fixture
     flashes,
     json_headers,
     partially_sent,

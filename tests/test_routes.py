@@ -17,9 +17,6 @@ from tests.helpers import attempts, drain, reload, status_counts
 from tests.webapp import (
     csrf_token,
     draft,
-    fixture_authorize,  # noqa: F401 - fixture
-    fixture_client,  # noqa: F401 - fixture
-    fixture_web_app,  # noqa: F401 - fixture
     flashes,
     json_headers,
     partially_sent,

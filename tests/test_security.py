@@ -27,9 +27,6 @@ from tests.webapp import (
     csrf_token,
     draft,
     failed,
-    fixture_authorize,  # noqa: F401 - fixture
-    fixture_client,  # noqa: F401 - fixture
-    fixture_web_app,  # noqa: F401 - fixture
     json_headers,
 )
 

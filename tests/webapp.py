@@ -2,8 +2,8 @@
 the panel, CSRF tokens for the test client, and campaigns put in each status for real (sent
 through RQ to the fake Mailgun, with scripted faults).
 
-Test modules import the fixtures they use from here (``fixture_*``; pytest knows them by the
-name given to ``@pytest.fixture``, so the import does not clash with test parameters).
+The fixtures (``web_app``, ``client``, ``authorize``) reach every test module through
+``pytest_plugins`` in conftest.py.
 """
 
 from __future__ import annotations
