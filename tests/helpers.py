@@ -34,11 +34,15 @@ def campaign_with(addresses: list[str], list_name: str = "main") -> Any:
 def drain(app: Flask, *, until: Callable[[], bool] | None = None, timeout: float = 30.0) -> None:
     """Run queued jobs in this process; with ``until``, keep running (scheduler included) until
     the condition holds, so jobs scheduled for later are picked up too."""
+    hostapp.db.session.rollback()
     run_burst(app)
     if until is None:
         return
     deadline = time.monotonic() + timeout
     while not until():
+        # The check read the database: end that transaction, or on SQLite its shared lock
+        # would stall the job's writes (same thread, another connection) until busy timeout.
+        hostapp.db.session.rollback()
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached before the timeout")
         time.sleep(0.2)
