@@ -64,7 +64,13 @@ def _claim(state: AppState, batch_id: int, token: str) -> tuple[Any, int, int] |
 
 
 def _wait_time(state: AppState, batch_id: int) -> datetime | None:
-    """When a queued batch that could not be claimed becomes claimable (paused or not due)."""
+    """When a queued batch that could not be claimed (paused or not due) should be tried again;
+    None when it is not waiting at all (claimed by someone else, settled, halted).
+
+    A batch still QUEUED always gets a time, at least a second from now: the pause may have
+    ended between the failed claim and this read, and dropping the job then would strand the
+    batch until the recovery sweep.
+    """
     batches = state.models.batch.__table__
     attempts = state.models.attempt.__table__
     row = state.db.session.execute(
@@ -78,8 +84,8 @@ def _wait_time(state: AppState, batch_id: int) -> datetime | None:
     ).first()
     if row is None:
         return None
-    later = [moment for moment in row if moment is not None and moment > utcnow()]
-    return max(later) if later else None
+    moments: list[datetime] = [moment for moment in row if moment is not None]
+    return max([*moments, utcnow() + timedelta(seconds=1)])
 
 
 def _cancel_if_halted(state: AppState, batch_id: int) -> int | None:

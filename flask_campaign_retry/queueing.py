@@ -11,7 +11,7 @@ import logging
 import os
 import weakref
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
@@ -96,8 +96,11 @@ class QueueBackend:
         if at is None:
             job: Job = self.queue.enqueue(func, *ids, retry=retry)
             return job
-        # RQ reads a naive datetime as local time: hand it an aware UTC one.
+        # RQ reads a naive datetime as local time: hand it an aware UTC one. It also keeps
+        # whole seconds only, so round up: a job must never run before its time.
         when = as_naive_utc(at).replace(tzinfo=UTC)
+        if when.microsecond:
+            when = when.replace(microsecond=0) + timedelta(seconds=1)
         job = self.queue.enqueue_at(when, func, *ids, retry=retry)
         return job
 

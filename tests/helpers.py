@@ -44,9 +44,23 @@ def drain(app: Flask, *, until: Callable[[], bool] | None = None, timeout: float
         # would stall the job's writes (same thread, another connection) until busy timeout.
         hostapp.db.session.rollback()
         if time.monotonic() > deadline:
-            raise AssertionError("condition not reached before the timeout")
+            raise AssertionError(f"condition not reached before the timeout\n{_queue_story(app)}")
         time.sleep(0.2)
         run_burst(app, with_scheduler=True)
+
+
+def _queue_story(app: Flask) -> str:
+    """What the queue holds, and why failed jobs failed: the message of a drain that timed out."""
+    queue = get_state(app).queue(app).queue
+    lines = [
+        f"queued={queue.count} scheduled={queue.scheduled_job_registry.get_job_ids()} "
+        f"started={queue.started_job_registry.get_job_ids()}"
+    ]
+    for job_id in queue.failed_job_registry.get_job_ids():
+        job = queue.fetch_job(job_id)
+        if job is not None:
+            lines.append(f"failed {job.func_name}{job.args}: {job.exc_info}")
+    return "\n".join(lines)
 
 
 def reload(campaign: Any) -> Any:
