@@ -52,11 +52,28 @@ class EmbeddedQueue:
 
     url: str
     server: Any
+    scheduler: Any
     threads: tuple[threading.Thread, ...]
+    stopping: threading.Event
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """Let the worker finish its job and the scheduler its tick, then close the server."""
+        self.stopping.set()
+        self.scheduler._stop_requested = True
+        for thread in self.threads:
+            thread.join(timeout)
         self.server.shutdown()
         self.server.server_close()
+
+
+#: The worker thread returns to check for a stop request after this many idle seconds.
+IDLE_CHECK_SECONDS = 1
+
+
+def _work_until_stopped(worker: _ThreadWorker, stopping: threading.Event) -> None:
+    """RQ's work loop, left every idle second to see whether the queue is being stopped."""
+    while not stopping.is_set():
+        worker.work(max_idle_time=IDLE_CHECK_SECONDS, logging_level="WARNING")
 
 
 def _start_server() -> tuple[Any, str]:
@@ -91,10 +108,11 @@ def embedded_redis_url(app: Flask) -> str:
         )
         scheduler = _ThreadScheduler([queue], connection=Redis.from_url(url))
         scheduler.acquire_locks()  # type: ignore[no-untyped-call]
+        stopping = threading.Event()
         threads = (
             threading.Thread(
-                target=worker.work,
-                kwargs={"logging_level": "WARNING"},
+                target=_work_until_stopped,
+                args=(worker, stopping),
                 name="campaign-retry-worker",
                 daemon=True,
             ),
@@ -102,7 +120,7 @@ def embedded_redis_url(app: Flask) -> str:
         )
         for thread in threads:
             thread.start()
-        state.embedded = EmbeddedQueue(url, server, threads)
+        state.embedded = EmbeddedQueue(url, server, scheduler, threads, stopping)
         log.warning(
             "flask-campaign-retry started its embedded queue at %s (development only).", url
         )

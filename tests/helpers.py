@@ -133,8 +133,27 @@ def start_worker(app: Flask, *, burst: bool = False) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
 
 
-def kill_worker(worker: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the worker and its work horse (the whole process group)."""
-    with contextlib.suppress(ProcessLookupError):  # it may have exited already
-        os.killpg(worker.pid, signal.SIGKILL)
+def _children(pid: int) -> list[int]:
+    """Every descendant of ``pid``, read from /proc (RQ's work horse calls setpgrp, so killing
+    the worker's process group would leave the horse running)."""
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = (entry / "stat").read_text()
+            parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+            if parent == pid:
+                child = int(entry.name)
+                found += [child, *_children(child)]
+    return found
+
+
+def kill_worker(worker: subprocess.Popen[bytes]) -> list[int]:
+    """SIGKILL the worker and its work horse at once; return the pids killed."""
+    victims = [worker.pid, *_children(worker.pid)]
+    for pid in reversed(victims):  # the horse first, so its parent cannot fork another
+        with contextlib.suppress(ProcessLookupError):  # it may have exited already
+            os.kill(pid, signal.SIGKILL)
     worker.wait(timeout=30)
+    return victims

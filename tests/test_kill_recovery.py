@@ -91,7 +91,7 @@ def _one_run(app: Flask, mailgun: Any, run: int, rng: random.Random) -> dict[str
     kill_after = rng.randint(0, RECIPIENTS // BATCH - 2)
     _wait_for(lambda: mailgun.request_count >= kill_after, 60, f"{kill_after} provider calls")
     time.sleep(rng.uniform(0, 0.05))
-    kill_worker(victim)
+    horse_killed = len(kill_worker(victim)) > 1
     fresh = start_worker(app, burst=True)
     for worker in (survivor, fresh):
         assert worker.wait(timeout=120) == 0
@@ -131,7 +131,12 @@ def _one_run(app: Flask, mailgun: Any, run: int, rng: random.Random) -> dict[str
     assert sent == set(accepted), "SENT must equal what the provider accepted"
     assert sum(statuses.values()) == RECIPIENTS
     assert all(b.status in {"DONE", "UNCERTAIN", "CANCELLED"} for b in batches(campaign))
-    return {"kill_after": kill_after, "statuses": dict(statuses), "status": reload(campaign).status}
+    return {
+        "kill_after": kill_after,
+        "horse_killed": horse_killed,
+        "statuses": dict(statuses),
+        "status": reload(campaign).status,
+    }
 
 
 def test_killing_a_worker_at_random_moments_loses_nothing_and_sends_nothing_twice(
@@ -144,3 +149,57 @@ def test_killing_a_worker_at_random_moments_loses_nothing_and_sends_nothing_twic
             outcomes.append(_one_run(kill_app, mailgun, run, rng))
     # With reconciliation and automatic retry, every run ends with everyone served.
     assert all(o["status"] is EmailStatus.SENT for o in outcomes), outcomes
+    # The kills must have hit work in progress, not only idle worker parents.
+    assert sum(o["horse_killed"] for o in outcomes) >= RUNS // 2, outcomes
+
+
+def _kill_during_first_call(app: Flask, mailgun: Any, rule: FaultRule, seen: Any) -> Any:
+    """Send 40 recipients in one batch through a real worker process and SIGKILL it (work
+    horse included) while the provider call is in flight, once ``seen()`` holds."""
+    mailgun.add_fault(rule)
+    campaign = campaign_with(emails(40, prefix="k"), list_name="deterministic")
+    hostapp.retry.send(campaign)
+    worker = start_worker(app)
+    try:
+        _wait_for(seen, 60, "the provider call")
+    finally:
+        kill_worker(worker)
+    assert reload(campaign).status is EmailStatus.SENDING
+    recover(now=utcnow() + timedelta(seconds=31))
+    drain(
+        app,
+        until=lambda: (
+            (c := reload(campaign)).status is not EmailStatus.SENDING
+            and c.next_auto_retry_at is None
+        ),
+        timeout=60,
+    )
+    return reload(campaign)
+
+
+def test_killed_after_the_provider_accepted_is_reconciled_to_sent_without_resending(
+    kill_app: Flask, mailgun: Any
+) -> None:
+    with kill_app.app_context():
+        rule = FaultRule(accept_then_hang=True, hang=20.0, times=1)
+        campaign = _kill_during_first_call(
+            kill_app, mailgun, rule, lambda: len(mailgun.accepted_emails()) == 40
+        )
+        assert campaign.status is EmailStatus.SENT
+        assert mailgun.request_count == 1  # nothing was sent again
+        assert set(mailgun.accepted_emails().values()) == {1}
+        assert {row.status for row in recipient_rows(campaign).values()} == {RecipientStatus.SENT}
+
+
+def test_killed_before_the_provider_took_it_is_resent_exactly_once(
+    kill_app: Flask, mailgun: Any
+) -> None:
+    with kill_app.app_context():
+        rule = FaultRule(hang=20.0, times=1)  # the request arrives, nothing is accepted
+        campaign = _kill_during_first_call(
+            kill_app, mailgun, rule, lambda: mailgun.request_count == 1
+        )
+        assert campaign.status is EmailStatus.SENT
+        assert mailgun.request_count == 2  # the one lost call, then exactly one resend
+        assert mailgun.accepted_emails() == {address: 1 for address in emails(40, prefix="k")}
+        assert campaign.retry_count == 1  # the resend was the automatic retry
