@@ -25,6 +25,26 @@ from .procs import spawn_module, stop
 from .sqlcount import StatementCounter
 
 STATEMENT_KEY_ENV = "BENCH_STATEMENT_KEY"
+#: "1": simulate a suggested engine change (benchmarks/what_if.py): load what every work horse
+#: would otherwise load again before forking.
+PRELOAD_ENV = "BENCH_PRELOAD"
+
+
+def _preload(app: Flask) -> None:
+    """Import the job modules, build the provider and its SDK client (no connection is opened)
+    and initialise the database dialect, in the worker process, so horses inherit them."""
+    import flask_campaign_retry.jobs  # noqa: F401
+    from flask_campaign_retry.state import get_state
+
+    provider = get_state(app).provider(app)
+    build_client = getattr(provider, "_sdk_client", None)
+    if callable(build_client):
+        build_client()
+    with app.app_context():
+        engine = hostapp.db.engine
+        with engine.connect():
+            pass
+        engine.dispose()
 
 
 def _count_statements(app: Flask, worker: Any, key: str) -> None:
@@ -55,6 +75,8 @@ def main() -> int:
     key = os.environ.get(STATEMENT_KEY_ENV)
     if key:
         _count_statements(app, worker, key)
+    if os.environ.get(PRELOAD_ENV) == "1":
+        _preload(app)
     worker.work(burst=False, with_scheduler=False, logging_level="WARNING")
     return 0
 
