@@ -47,10 +47,12 @@ FINAL = {
 }
 
 
+#: Worker processes race for row locks: these tests run on PostgreSQL only.
+pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+
+
 @pytest.fixture
-def kill_app(make_app: Any, database_url: str) -> Flask:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("the kill test runs on PostgreSQL (real row locks between processes)")
+def kill_app(make_app: Any) -> Flask:
     app: Flask = make_app(
         CAMPAIGN_RETRY_BATCH_SIZE=BATCH,
         CAMPAIGN_RETRY_LEASE_SECONDS=30,
