@@ -16,7 +16,7 @@ from .clock import utcnow
 from .finalize import finalize_attempt
 from .message import build_message
 from .outcomes import BatchOutcome, OutcomeWriter
-from .providers.base import BatchRecipient, BatchRef, OutgoingMessage
+from .providers.base import BatchRecipient, BatchRef
 from .sending import BATCH_JOB
 from .sql import claim_where
 from .state import AppState, get_state
@@ -26,14 +26,17 @@ from .submission import submit
 log = logging.getLogger("flask_campaign_retry")
 
 CLAIMABLE = (BatchStatus.QUEUED,)
-MESSAGE_CACHE_SIZE = 64
 
 
-def _claim(state: AppState, batch_id: int, token: str) -> tuple[Any, int, int] | None:
+def _claim(
+    state: AppState, batch_id: int, token: str
+) -> tuple[Any, int, int, dict[str, Any] | None] | None:
     """Compare-and-set the batch to SENDING under a lease.
 
     Only a QUEUED batch that is due, of an attempt neither halted nor paused, can be claimed.
-    Returns (campaign id, attempt id, tries including this one) or None.
+    Returns (campaign id, attempt id, tries including this one, the attempt's frozen message)
+    or None; the message comes back in the same statement, so a forked work horse needs no
+    extra query for it.
     """
     session = state.db.session
     batches = state.models.batch.__table__
@@ -58,9 +61,14 @@ def _claim(state: AppState, batch_id: int, token: str) -> tuple[Any, int, int] |
             lease_until=now + timedelta(seconds=state.settings.lease_seconds),
             tries=b.tries + 1,
         )
-        .returning(b.campaign_id, b.attempt_id, b.tries)
+        .returning(
+            b.campaign_id,
+            b.attempt_id,
+            b.tries,
+            sa.select(a.message).where(a.id == b.attempt_id).scalar_subquery(),
+        )
     ).first()
-    return (row[0], int(row[1]), int(row[2])) if row is not None else None
+    return (row[0], int(row[1]), int(row[2]), row[3]) if row is not None else None
 
 
 def _wait_time(state: AppState, batch_id: int) -> datetime | None:
@@ -138,20 +146,6 @@ class _LazyCampaign:
         return self._row
 
 
-def _message(state: AppState, campaign: _LazyCampaign, attempt_id: int) -> OutgoingMessage:
-    """Build the attempt's message once per process: every batch of an attempt sends the same."""
-    cached = state.message_cache.get(attempt_id)
-    if cached is not None:
-        return cached
-    builder = state.extension.hooks.message_builder
-    assert builder is not None  # checked by CampaignRetry.send
-    message = build_message(builder(campaign.get()))
-    if len(state.message_cache) >= MESSAGE_CACHE_SIZE:
-        state.message_cache.clear()
-    state.message_cache[attempt_id] = message
-    return message
-
-
 def _exclusions(
     state: AppState, campaign: _LazyCampaign, recipients: list[BatchRecipient]
 ) -> set[str]:
@@ -179,14 +173,14 @@ def run_batch(batch_id: int) -> str:
             _requeue(batch_id, wait)
             return "waiting"
         return "not claimable"
-    campaign_id, attempt_id, tries = claimed
+    campaign_id, attempt_id, tries, frozen_message = claimed
     recipients = _take_recipients(state, batch_id)
     session.commit()
 
     outcome = BatchOutcome(batch_id, attempt_id, token, all_claimed_ids=[r.id for r in recipients])
     campaign = _LazyCampaign(state, campaign_id)
     try:
-        message = _message(state, campaign, attempt_id)
+        message = build_message(frozen_message)
         excluded = _exclusions(state, campaign, recipients)
     except Exception as exc:
         log.exception("host hook failed for campaign %s batch %s", campaign_id, batch_id)

@@ -16,6 +16,19 @@ class MessageBuildError(CampaignRetryError):
     """The message_builder returned something that cannot be sent."""
 
 
+def message_to_dict(message: OutgoingMessage) -> dict[str, Any]:
+    """The JSON form frozen on the attempt row (read back with :func:`build_message`)."""
+    return {
+        "subject": message.subject,
+        "from_address": message.from_address,
+        "html": message.html,
+        "text": message.text,
+        "reply_to": message.reply_to,
+        "headers": dict(message.headers),
+        "tags": list(message.tags),
+    }
+
+
 def build_message(raw: Any) -> OutgoingMessage:
     """Accept an OutgoingMessage or a mapping with subject/html/text/from/reply_to/headers/tags."""
     if isinstance(raw, OutgoingMessage):

@@ -98,6 +98,8 @@ def _declare(db: Any, campaign_model: type) -> TrackingModels:
         error_summary: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
         halt_reason: Mapped[str | None] = mapped_column(SHORT_TEXT, nullable=True)
         paused_until: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
+        #: The message every batch of the attempt sends, built once when it is prepared.
+        message: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
 
     class CampaignBatch(db.Model):  # type: ignore[misc]
         """A slice of an attempt's recipients submitted in one provider call."""

@@ -11,6 +11,7 @@ from flask import current_app
 from .clock import utcnow
 from .errors import TransitionRefused
 from .finalize import finalize_attempt
+from .message import build_message, message_to_dict
 from .reconcile import reconcile_uncertain
 from .snapshot import snapshot_recipients
 from .state import AppState, get_state
@@ -83,6 +84,18 @@ def prepare_attempt(attempt_id: int) -> str:
             reconcile_uncertain(state, campaign_id)
             attempt = session.get(models.attempt, attempt_id)
         campaign = session.get(models.campaign, campaign_id)
+        builder = state.extension.hooks.message_builder
+        assert builder is not None  # checked by CampaignRetry.send/retry before anything ran
+        try:
+            # Built once per attempt and frozen on its row: every batch sends the same content.
+            attempt.message = message_to_dict(build_message(builder(campaign)))
+        except Exception as exc:
+            session.rollback()
+            log.exception("message_builder failed for campaign %s", campaign_id)
+            _fail_preparation(
+                state, attempt_id, f"the message_builder raised {type(exc).__name__}: {exc}"
+            )
+            return "failed"
         try:
             if has_recipient_rows(state, campaign.id):
                 target_recipients(state, campaign, attempt)

@@ -15,7 +15,7 @@ from .models import TrackingModels
 
 if TYPE_CHECKING:
     from .extension import CampaignRetry
-    from .providers.base import OutgoingMessage, Provider
+    from .providers.base import Provider
     from .queueing import QueueBackend
 
 EXTENSION_KEY = "campaign_retry"
@@ -33,7 +33,6 @@ class AppState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     _provider: Provider | None = None
     _queue: QueueBackend | None = None
-    message_cache: dict[int, OutgoingMessage] = field(default_factory=dict)
     embedded: Any = None
 
     def provider(self, app: Flask) -> Provider:

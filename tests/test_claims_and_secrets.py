@@ -74,7 +74,9 @@ def test_threads_racing_on_one_batch_submit_it_once(app: Flask, mailgun: Any) ->
     for thread in threads:
         thread.join()
     assert results.count("settled") == 1
-    assert results.count("not claimable") == 5
+    # A loser that skipped the winner's locked row (SKIP LOCKED) may still read it QUEUED and
+    # look again a second later ("waiting"); either way it submits nothing.
+    assert set(results) - {"settled"} <= {"not claimable", "waiting"}
     assert mailgun.request_count == 1
     assert set(mailgun.accepted_emails().values()) == {1}
 
