@@ -26,6 +26,10 @@ def snapshot_recipients(state: AppState, campaign: Any, attempt: Any) -> int:
     dialect = session.get_bind().dialect.name
     recipients = state.models.recipient.__table__
     insert_recipients = insert_ignoring_duplicates(recipients, dialect)
+    if dialect in {"postgresql", "sqlite"}:
+        # With RETURNING, SQLAlchemy sends each chunk as multi-row INSERTs (insertmanyvalues)
+        # instead of the driver's executemany, a round trip per row on psycopg2.
+        insert_recipients = insert_recipients.returning(recipients.c.id)
     seq = 0
     for chunk in chunked(iter_recipients(loader(campaign)), state.settings.batch_size):
         unique = dict(chunk)  # drops duplicates inside the chunk, keeps the last variables
