@@ -52,7 +52,7 @@ def _summary(stacks: list[tuple[Stack, float]], heading: str) -> list[str]:
     ]
 
 
-def profile_in_process(ctx: BenchContext, size: int) -> list[str]:
+def profile_in_process(ctx: BenchContext, size: int, out: Path) -> list[str]:
     from pyinstrument import Profiler
 
     app = ctx.make_app(ctx.app_config())
@@ -74,17 +74,17 @@ def profile_in_process(ctx: BenchContext, size: int) -> list[str]:
         f"in-process worker, {size:,} recipients: {run.seconds:.2f} s under the profiler "
         f"(preparation {run.prepare_seconds:.2f} s); pyinstrument, 1 ms interval",
     )
-    (OUT / "initial_send_inprocess.txt").write_text("\n".join([*lines, "", tree]) + "\n")
+    (out / "initial_send_inprocess.txt").write_text("\n".join([*lines, "", tree]) + "\n")
     return lines
 
 
-def profile_forked(ctx: BenchContext, size: int) -> list[str]:
+def profile_forked(ctx: BenchContext, size: int, out: Path) -> list[str]:
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     config = ctx.app_config()
     app = ctx.make_app(config)
     with app.app_context():
         hostapp.seed_list("profork", size)
-    raw = OUT / "initial_send_forked.raw"
+    raw = out / "initial_send_forked.raw"
     with WorkerPool(config, 1) as pool, app.app_context():
         command = [pyspy, "record", "--pid", str(pool.pids[0]), "--subprocesses"]
         command += ["--rate", str(PYSPY_RATE), "--format", "raw", "--output", str(raw)]
@@ -105,7 +105,7 @@ def profile_forked(ctx: BenchContext, size: int) -> list[str]:
         f"one forking worker process and its work horses, {size:,} recipients: "
         f"{seconds:.2f} s; py-spy at {PYSPY_RATE} Hz, non-idle samples only",
     )
-    (OUT / "initial_send_forked.txt").write_text("\n".join(lines) + "\n")
+    (out / "initial_send_forked.txt").write_text("\n".join(lines) + "\n")
     raw.unlink()
     return lines
 
@@ -113,12 +113,14 @@ def profile_forked(ctx: BenchContext, size: int) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=100_000)
+    parser.add_argument("--out", type=Path, default=OUT, help="where the reports go")
     args = parser.parse_args(argv)
-    OUT.mkdir(exist_ok=True)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
     header = machine_lines()
     with bench_context(Options()) as ctx:
-        report = [*header, "", *profile_in_process(ctx, args.size), ""]
-        report += profile_forked(ctx, args.size)
+        report = [*header, "", *profile_in_process(ctx, args.size, out), ""]
+        report += profile_forked(ctx, args.size, out)
     for line in report:
         print(line)
     return 0

@@ -6,15 +6,18 @@ Mailgun provider instance to the same fake, and end with every recipient accepte
 
 from __future__ import annotations
 
+import signal
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
+from rq.job import Job
 
 from flask_campaign_retry.clock import utcnow
 from flask_campaign_retry.providers.base import BatchRecipient, BatchRef
@@ -59,6 +62,18 @@ def _check_sent(ctx: BenchContext, campaign_id: int, expected: int, accepted_bef
     expect(accepted == expected, f"the fake accepted {accepted} recipients, expected {expected}")
 
 
+@contextmanager
+def keep_signal_handlers() -> Iterator[None]:
+    """An in-process RQ worker installs its own SIGINT/SIGTERM handlers (they raise
+    StopRequested later, anywhere in this process): put the previous ones back."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
 def run_engine(ctx: BenchContext, app: Flask, list_name: str, expected: int) -> SendRun:
     """``retry.send`` then an in-process RQ worker (SimpleWorker) until the queue is empty."""
     with app.app_context():
@@ -69,11 +84,11 @@ def run_engine(ctx: BenchContext, app: Flask, list_name: str, expected: int) -> 
         counter = StatementCounter(engine)
         started = time.perf_counter()
         hostapp.retry.send(campaign)
-        with snapshot_counter.counting():
+        with snapshot_counter.counting(), keep_signal_handlers():
             worker = make_worker(app, simple=True)
             worker.work(burst=True, max_jobs=1, logging_level="WARNING")  # the preparation job
         prepared = time.perf_counter()
-        with counter.counting():
+        with counter.counting(), keep_signal_handlers():
             run_burst(app)
         ended = time.perf_counter()
         batches = get_state(app).models.batch.__table__
@@ -212,10 +227,25 @@ def run_forked(
     return elapsed
 
 
+def _failed_jobs(app: Flask) -> str | None:
+    """The last line of the first failed job's error on the app's queue, if a job failed."""
+    queue = get_state(app).queue(app).queue
+    registry = queue.failed_job_registry
+    if registry.count == 0:
+        return None
+    ids = registry.get_job_ids()
+    jobs = [job for job in Job.fetch_many(ids, connection=queue.connection) if job]
+    errors = [(job.func_name, (job.exc_info or "").strip().splitlines()) for job in jobs]
+    name, lines = errors[0] if errors else ("?", [])
+    return f"{len(ids)} job(s) failed, first {name}: {lines[-1] if lines else '?'}"
+
+
 def wait_attempt_end(app: Flask, attempt_id: int, *, timeout: float) -> float:
-    """Wait until the attempt has ended; return ended_at - started_at in seconds."""
+    """Wait until the attempt has ended; return ended_at - started_at in seconds. Fails at
+    once when a job of the app's queue failed (the attempt would never end)."""
     model = get_state(app).models.attempt
     deadline = time.monotonic() + timeout
+    checked = time.monotonic()
     while True:
         hostapp.db.session.expire_all()
         row = hostapp.db.session.execute(
@@ -226,4 +256,8 @@ def wait_attempt_end(app: Flask, attempt_id: int, *, timeout: float) -> float:
             span: timedelta = row.ended_at - row.started_at
             return span.total_seconds()
         expect(time.monotonic() < deadline, f"attempt {attempt_id} did not end in {timeout} s")
+        if time.monotonic() - checked > 1:
+            failure = _failed_jobs(app)
+            expect(failure is None, f"attempt {attempt_id}: {failure}")
+            checked = time.monotonic()
         time.sleep(0.05)

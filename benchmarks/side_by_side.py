@@ -114,11 +114,11 @@ def _measure_forked(ctx: BenchContext) -> ForkedRun:
     reset_tracking(app)
     n = sizes(ctx).engine
     seconds = run_forked(ctx, app, "main", n, statement_key=key)
-    redis = Redis.from_url(ctx.redis_url)
-    raw = redis.hgetall(key)
+    redis = Redis.from_url(ctx.redis_url, decode_responses=True)
+    raw: dict[str, str] = redis.hgetall(key)  # type: ignore[assignment]
     redis.close()
     statements: dict[str, Counter[str]] = {}
     for field_name, value in raw.items():
-        job, _, kind = field_name.decode().partition("|")
+        job, _, kind = field_name.partition("|")
         statements.setdefault(job, Counter())[kind] += int(value)
     return ForkedRun(n, seconds, statements)

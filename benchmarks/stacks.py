@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -51,17 +51,20 @@ def pyspy_stacks(lines: Iterable[str], rate: float) -> Iterator[tuple[Stack, flo
         yield tuple(stack), float(count) / rate
 
 
-def self_time(stacks: Iterable[tuple[Stack, float]]) -> Counter[str]:
-    totals: Counter[str] = Counter()
+Totals = dict[str, float]
+
+
+def self_time(stacks: Iterable[tuple[Stack, float]]) -> Totals:
+    totals: Totals = defaultdict(float)
     for stack, weight in stacks:
         totals[stack[-1]] += weight
     return totals
 
 
-def inclusive_time(stacks: Iterable[tuple[Stack, float]], marker: str) -> Counter[str]:
+def inclusive_time(stacks: Iterable[tuple[Stack, float]], marker: str) -> Totals:
     """Time spent inside each frame whose name contains ``marker`` (each counted once per
     stack, so recursion does not double it)."""
-    totals: Counter[str] = Counter()
+    totals: Totals = defaultdict(float)
     for stack, weight in stacks:
         for name in set(stack):
             if marker in name:
@@ -69,8 +72,9 @@ def inclusive_time(stacks: Iterable[tuple[Stack, float]], marker: str) -> Counte
     return totals
 
 
-def table(counts: Counter[str], total: float, top: int, title: str) -> list[str]:
+def table(counts: Totals, total: float, top: int, title: str) -> list[str]:
     lines = [title]
-    for name, weight in counts.most_common(top):
+    ranked = sorted(counts.items(), key=lambda item: item[1], reverse=True)
+    for name, weight in ranked[:top]:
         lines.append(f"  {weight / total:6.1%} {weight:7.2f} s  {name}")
     return lines

@@ -145,10 +145,12 @@ def retry_once(ctx: BenchContext, campaign_id: int, size: int, label: str) -> Re
         attempt_id = attempt.id
         wait_attempt_end(app, attempt_id, timeout=600)
         row = hostapp.db.session.get(hostapp.retry.models().attempt, attempt_id)
+        assert row is not None
         batches, targeted = int(row.batches_total), int(row.targeted)
         times = queue_times(ctx.redis_url, config["CAMPAIGN_RETRY_QUEUE"], batches)
         hostapp.db.session.expire_all()
         campaign = hostapp.db.session.get(hostapp.Campaign, campaign_id)
+        assert campaign is not None
         expect(
             campaign.status == EmailStatus.SENT and campaign.successful_sends == size,
             f"after the retry the campaign is {campaign.status} with "

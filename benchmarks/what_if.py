@@ -1,109 +1,36 @@
-"""What the engine changes suggested in RESULTS.md would buy: ``python -m benchmarks.what_if``.
+"""What the worker changes suggested in RESULTS.md would buy: ``python -m benchmarks.what_if``.
 
-A simulation, not engine code: each suggestion is patched in at run time, in this process (or
-in the worker processes), and measured side by side with the engine as it is and the floor.
+A simulation, not engine code, measured side by side with the engine as it is:
 
-- ``returning``: the snapshot's ``INSERT ... ON CONFLICT DO NOTHING`` gets ``RETURNING id``,
-  which lets SQLAlchemy send one multi-row INSERT per chunk (insertmanyvalues) instead of one
-  ``cursor.executemany`` round trip per row.
-- ``fast_address``: addresses that a strict ASCII pattern accepts skip ``email_validator``
-  (anything else still goes through it).
 - ``preload`` (forking workers): the worker process imports the job modules, builds the
-  provider's SDK client and initialises the database dialect once, before it forks its horses.
+  provider's SDK client and initialises the database dialect once, before it forks its horses
+  (done by ``benchmarks/worker_proc.py`` when ``BENCH_PRELOAD=1``).
+- ``simple`` (not a change, an existing option): worker processes that run jobs in-process
+  (RQ SimpleWorker, ``flask campaign-retry worker --simple``), no work horse per job.
+
+The two in-process suggestions measured here earlier (the snapshot INSERT with RETURNING and the
+fast address check) landed in the engine in b944ffe; RESULTS.md keeps their simulated figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
-from typing import Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from flask import Flask
-from sqlalchemy.dialects import postgresql
-
-import flask_campaign_retry.batch_job as batch_job
-import flask_campaign_retry.snapshot as snapshot
-from flask_campaign_retry.addresses import address_problem
 
 from . import hostapp
-from .context import BenchContext, Options, bench_context, reset_tracking
+from .context import BenchContext, Options, bench_context
 from .env import machine_lines
 from .report import rate, seconds
-from .send_runs import run_engine, run_floor, wait_attempt_end
-from .worker_proc import PRELOAD_ENV, WorkerPool
-
-_LOCAL = r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*"
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_PLAIN = re.compile(rf"(?P<local>{_LOCAL})@(?:{_LABEL}\.)+(?P<tld>[a-z]{{2,63}})")
-_SPECIAL_TLDS = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
+from .send_runs import wait_attempt_end
+from .worker_proc import PRELOAD_ENV, SIMPLE_ENV, WorkerPool
 
 
-def fast_address_problem(email: str) -> str | None:
-    found = _PLAIN.fullmatch(email)
-    if (
-        found is not None
-        and len(email) <= 254
-        and len(found["local"]) <= 64
-        and found["tld"] not in _SPECIAL_TLDS
-    ):
-        return None
-    return address_problem(email)
-
-
-def _insert_returning(table: Any, dialect: str) -> Any:
-    return postgresql.insert(table).on_conflict_do_nothing().returning(table.c.id)
-
-
-@contextmanager
-def patched(module: Any, name: str, value: Any) -> Iterator[None]:
-    original = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, original)
-
-
-PATCHES: dict[str, Callable[[], Any]] = {
-    "returning": lambda: patched(snapshot, "insert_ignoring_duplicates", _insert_returning),
-    "fast_address": lambda: patched(batch_job, "address_problem", fast_address_problem),
-}
-VARIANTS: list[tuple[str, tuple[str, ...]]] = [
-    ("engine as it is", ()),
-    ("+ snapshot RETURNING", ("returning",)),
-    ("+ fast address check", ("fast_address",)),
-    ("+ both", ("returning", "fast_address")),
-]
-
-
-def in_process(ctx: BenchContext, size: int) -> list[str]:
-    app = ctx.make_app(ctx.app_config())
-    with app.app_context():
-        hostapp.seed_list("main", size)
-        hostapp.seed_list("warm", 2_000)
-    run_engine(ctx, app, "warm", 2_000)
-    run_floor(ctx, app, "warm", 2_000)
-    reset_tracking(app)
-    floor = run_floor(ctx, app, "main", size)
-    lines = [f"floor: {seconds(floor)} ({rate(size / floor)} recipients/s)"]
-    for label, names in VARIANTS:
-        reset_tracking(app)
-        with ExitStack() as stack:
-            for name in names:
-                stack.enter_context(PATCHES[name]())
-            run = run_engine(ctx, app, "main", size)
-        lines.append(
-            f"{label}: {seconds(run.seconds)} = {rate(run.rate)} recipients/s "
-            f"(snapshot {seconds(run.prepare_seconds)}), {run.seconds / floor:.2f}x the floor"
-        )
-    return lines
-
-
-def forked(ctx: BenchContext, app: Flask, list_name: str, workers: int) -> float:
-    """Seconds of one send with ``workers`` forking worker processes (with what is in the env)."""
+def worker_send(ctx: BenchContext, app: Flask, list_name: str, workers: int) -> float:
+    """Seconds of one send with ``workers`` worker processes (as the environment says)."""
     with WorkerPool(ctx.config_of(app), workers), app.app_context():
         attempt = hostapp.retry.send(hostapp.new_campaign(list_name))
         return wait_attempt_end(app, attempt.id, timeout=900)
@@ -114,11 +41,11 @@ def forking_workers(ctx: BenchContext, size: int, latency: float, batches: int) 
     app = ctx.make_app(ctx.app_config())
     with app.app_context():
         hostapp.seed_list("forked", size)
-    for preload in (False, True):
-        with patched_env(PRELOAD_ENV, "1" if preload else "0"):
-            elapsed = forked(ctx, app, "forked", 1)
+    for preloading in (False, True):
+        with patched_env(PRELOAD_ENV, "1" if preloading else "0"):
+            elapsed = worker_send(ctx, app, "forked", 1)
         lines.append(
-            f"1 forking worker, {size:,} recipients, preload {'on' if preload else 'off'}: "
+            f"1 forking worker, {size:,} recipients, preload {'on' if preloading else 'off'}: "
             f"{seconds(elapsed)} = {rate(size / elapsed)} recipients/s"
         )
     batch_size = 100
@@ -126,14 +53,15 @@ def forking_workers(ctx: BenchContext, size: int, latency: float, batches: int) 
     with scale.app_context():
         hostapp.seed_list("scale", batch_size * batches)
     ctx.fake.reset(latency=latency)
+    variants = [("forking, preload off", "0", "0"), ("forking, preload on", "1", "0")]
+    variants.append(("simple (no horses)", "0", "1"))
     try:
-        for preload in (False, True):
-            with patched_env(PRELOAD_ENV, "1" if preload else "0"):
-                one, eight = (forked(ctx, scale, "scale", n) for n in (1, 8))
+        for label, preload, simple in variants:
+            with patched_env(PRELOAD_ENV, preload), patched_env(SIMPLE_ENV, simple):
+                one, eight = (worker_send(ctx, scale, "scale", n) for n in (1, 8))
             lines.append(
-                f"{batches} batches of {batch_size} at {latency * 1000:.0f} ms latency, preload "
-                f"{'on' if preload else 'off'}: 1 worker {seconds(one)}, 8 workers "
-                f"{seconds(eight)}: {one / eight:.2f}x"
+                f"{batches} batches of {batch_size} at {latency * 1000:.0f} ms latency, {label}: "
+                f"1 worker {seconds(one)}, 8 workers {seconds(eight)}: {one / eight:.2f}x"
             )
     finally:
         ctx.fake.reset()
@@ -156,17 +84,10 @@ def patched_env(name: str, value: str) -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", choices=["in-process", "forking"])
     args = parser.parse_args(argv)
-    size = 5_000 if args.quick else 100_000
     for line in machine_lines():
         print(line, flush=True)
     with bench_context(Options(quick=args.quick)) as ctx:
-        if args.only != "forking":
-            for line in in_process(ctx, size):
-                print(line, flush=True)
-        if args.only == "in-process":
-            return 0
         lines = forking_workers(
             ctx,
             5_000 if args.quick else 20_000,

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
+import threading
 import time
 from types import TracebackType
 from typing import Any, Self
@@ -28,6 +31,8 @@ STATEMENT_KEY_ENV = "BENCH_STATEMENT_KEY"
 #: "1": simulate a suggested engine change (benchmarks/what_if.py): load what every work horse
 #: would otherwise load again before forking.
 PRELOAD_ENV = "BENCH_PRELOAD"
+#: "1": run jobs in the worker process itself (RQ SimpleWorker, `worker --simple`), no horses.
+SIMPLE_ENV = "BENCH_SIMPLE_WORKER"
 
 
 def _preload(app: Flask) -> None:
@@ -69,9 +74,21 @@ def _count_statements(app: Flask, worker: Any, key: str) -> None:
     worker.perform_job = counted
 
 
+def _stop_when_parent_goes() -> None:
+    """Ask this worker to stop (warm shutdown) once our stdin, a pipe from the benchmark
+    process, closes: a killed benchmark leaves no worker behind."""
+
+    def watch() -> None:
+        sys.stdin.read()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main() -> int:
+    _stop_when_parent_goes()
     app = hostapp.create_app_from_env()
-    worker = make_worker(app)
+    worker = make_worker(app, simple=os.environ.get(SIMPLE_ENV) == "1")
     key = os.environ.get(STATEMENT_KEY_ENV)
     if key:
         _count_statements(app, worker, key)
@@ -97,7 +114,9 @@ class WorkerPool:
 
     def __enter__(self) -> Self:
         self._procs = [
-            spawn_module("benchmarks.worker_proc", env=self._env, stdout=None)
+            spawn_module(
+                "benchmarks.worker_proc", env=self._env, stdin=subprocess.PIPE, stdout=None
+            )
             for _ in range(self.count)
         ]
         self._wait_registered()
@@ -128,7 +147,13 @@ class WorkerPool:
         tb: TracebackType | None,
     ) -> None:
         for proc in self._procs:
-            stop(proc)
+            if proc.stdin is not None:
+                proc.stdin.close()  # the worker's watcher asks it for a warm shutdown
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                stop(proc)
         self._procs = []
 
 
