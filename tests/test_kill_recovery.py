@@ -71,6 +71,19 @@ def _wait_for(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.01)
 
 
+def _recover_and_settle(app: Flask, campaign: Any) -> None:
+    """Move time past the dead worker's lease, sweep, and let the queue finish (retries too)."""
+    recover(now=utcnow() + timedelta(seconds=31))
+    drain(
+        app,
+        until=lambda: (
+            (c := reload(campaign)).status is not EmailStatus.SENDING
+            and c.next_auto_retry_at is None
+        ),
+        timeout=60,
+    )
+
+
 def _one_run(app: Flask, mailgun: Any, run: int, rng: random.Random) -> dict[str, Any]:
     mailgun.reset()
     mailgun.latency = 0.02
@@ -100,24 +113,8 @@ def _one_run(app: Flask, mailgun: Any, run: int, rng: random.Random) -> dict[str
     mailgun.latency = 0.0
     # Every live worker is done: only the victim's batch can still be SENDING. Its lease is
     # over once time moves past it; then recovery reconciles it with the event log.
-    recover(now=utcnow() + timedelta(seconds=31))
-    drain(
-        app,
-        until=lambda: (
-            (c := reload(campaign)).status is not EmailStatus.SENDING
-            and c.next_auto_retry_at is None
-        ),
-        timeout=60,
-    )
-    recover()  # the scheduled sweep: settles what read timeouts left UNCERTAIN
-    drain(
-        app,
-        until=lambda: (
-            (c := reload(campaign)).status is not EmailStatus.SENDING
-            and c.next_auto_retry_at is None
-        ),
-        timeout=60,
-    )
+    _recover_and_settle(app, campaign)
+    _recover_and_settle(app, campaign)  # the next scheduled sweep: what read timeouts left
 
     rows = recipient_rows(campaign)
     accepted = mailgun.accepted_emails()
@@ -167,15 +164,7 @@ def _kill_during_first_call(app: Flask, mailgun: Any, rule: FaultRule, seen: Any
     finally:
         kill_worker(worker)
     assert reload(campaign).status is EmailStatus.SENDING
-    recover(now=utcnow() + timedelta(seconds=31))
-    drain(
-        app,
-        until=lambda: (
-            (c := reload(campaign)).status is not EmailStatus.SENDING
-            and c.next_auto_retry_at is None
-        ),
-        timeout=60,
-    )
+    _recover_and_settle(app, campaign)
     return reload(campaign)
 
 
