@@ -19,6 +19,8 @@ def make_worker(
     """
     state = get_state(app)
     backend = state.queue(app)
+    if not simple:
+        _preload(app)
     worker_class = SimpleWorker if simple else Worker
     return worker_class(
         [backend.queue],
@@ -27,6 +29,22 @@ def make_worker(
         name=name,
         **kwargs,
     )
+
+
+def _preload(app: Flask) -> None:
+    """Do once, before the worker forks a work horse per job, what every horse would redo:
+    import the job modules, build the provider (the Mailgun SDK client loads its TLS
+    certificates) and initialise the database dialect. The pools are then emptied, so no horse
+    inherits an open connection."""
+    import flask_campaign_retry.jobs  # noqa: F401 - imported for its side effect: loaded once
+
+    state = get_state(app)
+    state.provider(app)
+    with app.app_context():
+        for engine in state.db.engines.values():
+            with engine.connect():
+                pass
+            engine.dispose()
 
 
 def run_burst(app: Flask, *, with_scheduler: bool = False) -> bool:
