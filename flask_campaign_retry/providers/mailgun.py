@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
@@ -26,7 +25,6 @@ from mailgun.client import Client
 from mailgun.config import RetryPolicy
 
 from ..errors import ConfigurationError
-from ..statuses import FailureKind
 from .base import (
     Accepted,
     BatchRecipient,
@@ -264,10 +262,10 @@ class MailgunProvider:
         """Submit one batch in exactly one HTTP request.
 
         Returns :class:`Accepted` (Mailgun's message id without angle brackets) or raises a
-        classified :class:`ProviderError` whose message never contains the API key.
+        classified :class:`ProviderError` whose message never contains the API key. The engine
+        logs each call (batch, status, duration, error kind); the provider adds nothing to it.
         """
         form = build_form(message, recipients, ref)
-        started = time.perf_counter()
         try:
             with self._lock:
                 response: _Response = self._sdk_client().messages.create(
@@ -275,11 +273,9 @@ class MailgunProvider:
                 )
         except Exception as exc:  # noqa: BLE001 - every failure is classified, none is lost
             error = classify_exception(exc, secrets=[self._key.reveal()])
-            self._log(ref, len(recipients), started, None, error.kind)
             raise error from None
         status = int(response.status_code)
         if 200 <= status <= 299:
-            self._log(ref, len(recipients), started, status, None)
             return Accepted(message_id=_message_id(response), http_status=status)
         error = classify_response(
             status,
@@ -288,7 +284,6 @@ class MailgunProvider:
             datetime.now(UTC),
             secrets=[self._key.reveal()],
         )
-        self._log(ref, len(recipients), started, status, error.kind)
         raise error
 
     def lookup_batch(
@@ -326,26 +321,6 @@ class MailgunProvider:
             sum(1 for item in found.values() if item.outcome is not LookupOutcome.NOT_FOUND),
         )
         return found
-
-    def _log(
-        self,
-        ref: BatchRef,
-        count: int,
-        started: float,
-        status: int | None,
-        kind: FailureKind | None,
-    ) -> None:
-        log.debug(
-            "mailgun call campaign=%s attempt=%s batch=%s recipients=%d http_status=%s "
-            "error_kind=%s duration_ms=%.0f",
-            ref.campaign_id,
-            ref.attempt_id,
-            ref.batch_id,
-            count,
-            status,
-            kind.value if kind else None,
-            (time.perf_counter() - started) * 1000,
-        )
 
     def close(self) -> None:
         """Close the SDK client's connection pool (a later send opens a new one)."""
