@@ -29,7 +29,6 @@ from .base import (
     Accepted,
     BatchRecipient,
     BatchRef,
-    LookupOutcome,
     OutgoingMessage,
     RecipientLookup,
 )
@@ -312,15 +311,8 @@ class MailgunProvider:
             auth=("api", self._key.reveal()),
             timeout=(self.connect_timeout, self.read_timeout),
         )
-        found = fold_events(events, ref, recipients)
-        log.debug(
-            "mailgun events lookup campaign=%s batch=%s recipients=%d found=%d",
-            ref.campaign_id,
-            ref.batch_id,
-            len(recipients),
-            sum(1 for item in found.values() if item.outcome is not LookupOutcome.NOT_FOUND),
-        )
-        return found
+        # reconcile.reconcile_batches logs what the lookups found, per sweep.
+        return fold_events(events, ref, recipients)
 
     def close(self) -> None:
         """Close the SDK client's connection pool (a later send opens a new one)."""
