@@ -38,6 +38,7 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: install services browser lint typecheck
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

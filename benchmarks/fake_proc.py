@@ -24,8 +24,8 @@ from typing import Any, Self
 import requests
 from werkzeug.wrappers import Request, Response
 
+from flask_campaign_retry.providers.sandbox.records import RecordedCall, SendRecords
 from flask_campaign_retry.testing.fake_mailgun import FakeMailgun
-from flask_campaign_retry.testing.send_records import RecordedCall, SendRecords
 
 from .procs import spawn_module, stop
 

@@ -15,7 +15,7 @@ import resource
 import sys
 import time
 
-from flask_campaign_retry.worker import run_burst
+from flask_campaign_retry.queue.worker import run_burst
 
 from . import hostapp
 

@@ -21,10 +21,10 @@ from rq.job import Job
 
 from flask_campaign_retry.clock import utcnow
 from flask_campaign_retry.providers.base import BatchRecipient, BatchRef
+from flask_campaign_retry.queue.worker import make_worker, run_burst
 from flask_campaign_retry.sql import chunked
 from flask_campaign_retry.state import get_state
 from flask_campaign_retry.statuses import EmailStatus, RecipientStatus
-from flask_campaign_retry.worker import make_worker, run_burst
 
 from . import hostapp
 from .context import BenchContext, expect

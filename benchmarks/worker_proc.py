@@ -21,7 +21,7 @@ from flask import Flask
 from redis import Redis
 from rq import Queue, Worker
 
-from flask_campaign_retry.worker import make_worker
+from flask_campaign_retry.queue.worker import make_worker
 
 from . import hostapp
 from .procs import spawn_module, stop

@@ -1,16 +1,17 @@
 """flask-campaign-retry: recover failed email campaign sends in Flask apps."""
 
-from . import signals
-from ._version import __version__
-from .errors import (
+from flask_campaign_retry import signals
+from flask_campaign_retry._version import __version__
+from flask_campaign_retry.alerts.signing import verify_signature
+from flask_campaign_retry.errors import (
     CampaignRetryError,
     ConfigurationError,
     NotInitializedError,
     TransitionRefused,
 )
-from .extension import CampaignRetry
-from .mixins import CampaignMixin
-from .providers.base import (
+from flask_campaign_retry.extension import CampaignRetry
+from flask_campaign_retry.mixins import CampaignMixin
+from flask_campaign_retry.providers.base import (
     Accepted,
     BatchRecipient,
     BatchRef,
@@ -18,8 +19,7 @@ from .providers.base import (
     Provider,
     ProviderError,
 )
-from .statuses import EmailStatus, FailureKind, RecipientStatus
-from .webhook_signing import verify_signature
+from flask_campaign_retry.statuses import EmailStatus, FailureKind, RecipientStatus
 
 __all__ = [
     "Accepted",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from .statuses import EmailStatus, RecipientStatus
+from flask_campaign_retry.statuses import EmailStatus, RecipientStatus
 
 #: A 64-bit key on PostgreSQL; SQLite only autoincrements a plain INTEGER primary key.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

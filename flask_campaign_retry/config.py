@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from .errors import ConfigurationError
-from .webhook_config import WEBHOOK_DEFAULTS
+from flask_campaign_retry.errors import ConfigurationError
 
 MAILGUN_BATCH_LIMIT = 1000
 
@@ -43,7 +42,6 @@ DEFAULTS: dict[str, Any] = {
     "CAMPAIGN_RETRY_RECONCILE_SETTLE_SECONDS": 1800.0,
     "CAMPAIGN_RETRY_SANDBOX_RULES": (),
     "CAMPAIGN_RETRY_SANDBOX_LATENCY": 0.0,
-    **WEBHOOK_DEFAULTS,
 }
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")

@@ -8,9 +8,12 @@ from typing import Any, TypeVar
 
 from flask import Flask
 
-from .config import DEFAULTS, load_settings
-from .errors import ConfigurationError
-from .hooks import (
+from flask_campaign_retry import jobs  # noqa: F401 - loaded before any worker forks
+from flask_campaign_retry.alerts.config import WEBHOOK_DEFAULTS, load_webhook_options
+from flask_campaign_retry.config import DEFAULTS, load_settings
+from flask_campaign_retry.engine.sending import start_send
+from flask_campaign_retry.errors import ConfigurationError
+from flask_campaign_retry.hooks import (
     Authorizer,
     CampaignUrl,
     CloneFields,
@@ -20,11 +23,17 @@ from .hooks import (
     RecipientExcluder,
     RecipientsLoader,
 )
-from .mailgun_webhook import register_mailgun_webhook
-from .mixins import CampaignMixin
-from .models import tracking_models
-from .state import EXTENSION_KEY, AppState, get_state
-from .webhook_config import load_webhook_options
+from flask_campaign_retry.inbound.mailgun_webhook import register_mailgun_webhook
+from flask_campaign_retry.mixins import CampaignMixin
+from flask_campaign_retry.models import tracking_models
+from flask_campaign_retry.policy.cloning import clone_campaign
+from flask_campaign_retry.policy.eligibility import retry_eligibility
+from flask_campaign_retry.policy.retrying import start_retry
+from flask_campaign_retry.queue.backend import QueueBackend
+from flask_campaign_retry.recovery.sweep import recover
+from flask_campaign_retry.state import EXTENSION_KEY, AppState, get_state
+from flask_campaign_retry.web.report import delivery_report
+from flask_campaign_retry.web.surfaces import register_surfaces
 
 log = logging.getLogger("flask_campaign_retry")
 
@@ -72,17 +81,19 @@ class CampaignRetry:
                 "init_app needs campaign_model=<your campaign model>, a db.Model subclass that "
                 "inherits CampaignMixin: `class Campaign(CampaignMixin, db.Model): ...`."
             )
-        for key, value in DEFAULTS.items():
+        for key, value in {**DEFAULTS, **WEBHOOK_DEFAULTS}.items():
             app.config.setdefault(key, value)
         settings = load_settings(app.config)
         load_webhook_options(app.config)  # fail at start-up, not at the first alert
         models = tracking_models(db, campaign_model)
         app.extensions[EXTENSION_KEY] = AppState(
-            extension=self, settings=settings, db=db, models=models
+            extension=self,
+            settings=settings,
+            db=db,
+            models=models,
+            queue_factory=QueueBackend.for_app,
         )
-        from .surfaces import register_surfaces  # routes, panel global, CLI group
-
-        register_surfaces(app)
+        register_surfaces(app)  # routes, panel global, CLI group
         register_mailgun_webhook(app)  # POST <prefix>/webhooks/mailgun (signature, not CSRF)
         if settings.redis_url is None:
             log.warning(
@@ -167,8 +178,6 @@ class CampaignRetry:
         """
         state = self._state()
         self._require_send_hooks()
-        from .sending import start_send
-
         return start_send(state, campaign, self._actor(triggered_by))
 
     def retry(
@@ -186,8 +195,6 @@ class CampaignRetry:
         """
         state = self._state()
         self._require_send_hooks()
-        from .retrying import start_retry
-
         return start_retry(
             state,
             campaign,
@@ -197,27 +204,19 @@ class CampaignRetry:
 
     def retry_eligibility(self, campaign: Any, *, include_uncertain: bool = False) -> Any:
         """Whether :meth:`retry` would be allowed now, why not, deadline and attempts left."""
-        from .eligibility import retry_eligibility
-
         return retry_eligibility(self._state(), campaign, include_uncertain=include_uncertain)
 
     def clone(self, campaign: Any, *, only_unsent: bool = False) -> Any:
         """Copy ``campaign`` into a new DRAFT (see :func:`cloning.clone_campaign`)."""
-        from .cloning import clone_campaign
-
         return clone_campaign(self._state(), campaign, only_unsent=only_unsent)
 
     def delivery(self, campaign: Any) -> dict[str, Any]:
         """Where the campaign's delivery stands (the JSON of the ``delivery`` route)."""
-        from .report import delivery_report
-
         return delivery_report(self._state(), campaign)
 
     def recover(self) -> Any:
         """Run one recovery sweep for the current app now (see :mod:`recovery`)."""
         self._state()
-        from .recovery import recover
-
         return recover()
 
     def models(self) -> Any:

@@ -1,10 +1,16 @@
-"""RQ entry points. They take ids only and run inside the app context (see queueing)."""
+"""RQ entry points. They take ids only and run inside the app context (see ``queue``).
+
+These dotted paths are stable across releases (``queue.names`` holds them): jobs that already
+wait in a Redis when the package is upgraded still resolve.
+"""
 
 from __future__ import annotations
 
-from .auto_retry import run_auto_retry
-from .batch_job import run_batch
-from .sending import prepare_attempt as _prepare_attempt
+from flask_campaign_retry.alerts.delivery import deliver
+from flask_campaign_retry.engine.batch_job import run_batch
+from flask_campaign_retry.engine.sending import prepare_attempt as _prepare_attempt
+from flask_campaign_retry.policy.auto_retry import run_auto_retry
+from flask_campaign_retry.recovery.sweep import run_scheduled_recovery
 
 
 def prepare_attempt(attempt_id: int) -> str:
@@ -24,6 +30,9 @@ def auto_retry_campaign(campaign_id: int) -> str:
 
 def recover() -> str:
     """The scheduled recovery sweep (reschedules itself)."""
-    from .recovery import run_scheduled_recovery
-
     return run_scheduled_recovery()
+
+
+def deliver_admin_alert(delivery_id: int) -> str:
+    """POST one admin webhook delivery (retries itself with backoff)."""
+    return deliver(delivery_id)

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from flask import current_app, has_app_context
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-from .columns import EMAIL_STATUS
-from .statuses import EmailStatus
+from flask_campaign_retry.columns import EMAIL_STATUS
+from flask_campaign_retry.statuses import EmailStatus
 
 
 def _default_max_retries() -> int:

@@ -16,10 +16,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .clock import utcnow
-from .columns import RECIPIENT_STATUS, SHORT_TEXT, BigId
-from .errors import ConfigurationError
-from .statuses import BatchStatus, RecipientStatus
+from flask_campaign_retry.clock import utcnow
+from flask_campaign_retry.columns import RECIPIENT_STATUS, SHORT_TEXT, BigId
+from flask_campaign_retry.errors import ConfigurationError
+from flask_campaign_retry.statuses import BatchStatus, RecipientStatus
 
 TABLE_PREFIX = "campaign_retry"
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from blinker import Namespace
 
-from .statuses import EmailStatus
+from flask_campaign_retry.statuses import EmailStatus
 
 _signals = Namespace()
 

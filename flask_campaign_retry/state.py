@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app, has_app_context
 
-from .config import Settings
-from .errors import NotInitializedError
-from .models import TrackingModels
+from flask_campaign_retry.config import Settings
+from flask_campaign_retry.errors import NotInitializedError
+from flask_campaign_retry.models import TrackingModels
+from flask_campaign_retry.providers.loader import load_provider
 
 if TYPE_CHECKING:
-    from .extension import CampaignRetry
-    from .providers.base import Provider
-    from .queueing import QueueBackend
+    from flask_campaign_retry.extension import CampaignRetry
+    from flask_campaign_retry.providers.base import Provider
+    from flask_campaign_retry.queue.backend import QueueBackend
 
 EXTENSION_KEY = "campaign_retry"
+
+
+def _no_queue(app: Flask, state: AppState) -> QueueBackend:
+    raise NotInitializedError(
+        f"flask-campaign-retry's queue is not set up on app {app.name!r}: build the state "
+        "through `retry.init_app(app, ...)`."
+    )
 
 
 @dataclass
@@ -34,23 +43,21 @@ class AppState:
     _provider: Provider | None = None
     _queue: QueueBackend | None = None
     embedded: Any = None
+    queue_factory: Callable[[Flask, AppState], QueueBackend] = field(default=_no_queue)
 
     def provider(self, app: Flask) -> Provider:
         """The app's provider, built on first use in this process."""
         with self.lock:
             if self._provider is None:
-                from .providers.loader import load_provider
-
                 self._provider = load_provider(self.settings.provider, app.config)
             return self._provider
 
     def queue(self, app: Flask) -> QueueBackend:
-        """The app's RQ queue, connected on first use in this process."""
+        """The app's RQ queue, connected on first use in this process (by the factory that
+        ``init_app`` installs, so this module needs no import of the queue package)."""
         with self.lock:
             if self._queue is None:
-                from .queueing import QueueBackend
-
-                self._queue = QueueBackend.for_app(app, self)
+                self._queue = self.queue_factory(app, self)
             return self._queue
 
     def use_provider(self, provider: Provider) -> None:

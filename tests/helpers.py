@@ -17,8 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
+from flask_campaign_retry.queue.worker import run_burst
 from flask_campaign_retry.state import get_state
-from flask_campaign_retry.worker import run_burst
 from tests import hostapp
 
 

@@ -6,7 +6,7 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from flask_campaign_retry.addresses import address_problem, plainly_valid
+from flask_campaign_retry.engine.addresses import address_problem, plainly_valid
 
 _CHARS = st.sampled_from([*"abcz09AZ._+-@!#$%&'*/=?^`{|}~\"() ,;:[]\\é", "xn--", ".."])
 

@@ -25,26 +25,26 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from flask_campaign_retry import EmailStatus
-from flask_campaign_retry.admin_webhook import events_for, notify_attempt_finished
-from flask_campaign_retry.errors import ConfigurationError
-from flask_campaign_retry.state import get_state
-from flask_campaign_retry.testing.fault_rules import FaultRule
-from flask_campaign_retry.webhook_config import load_webhook_options
-from flask_campaign_retry.webhook_delivery import backoff_delay, post_signed, rate_limit_wait
-from flask_campaign_retry.webhook_signing import (
+from flask_campaign_retry.alerts.config import load_webhook_options
+from flask_campaign_retry.alerts.delivery import backoff_delay, post_signed, rate_limit_wait
+from flask_campaign_retry.alerts.notify import events_for, notify_attempt_finished
+from flask_campaign_retry.alerts.signing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     compute_signature,
     signature_headers,
     verify_signature,
 )
-from flask_campaign_retry.webhook_store import Delivery, get_delivery, namespace
-from flask_campaign_retry.webhook_targets import (
+from flask_campaign_retry.alerts.store import Delivery, get_delivery, namespace
+from flask_campaign_retry.alerts.targets import (
     TargetRefused,
     check_target,
     refusal_reason,
     validate_webhook_url,
 )
+from flask_campaign_retry.errors import ConfigurationError
+from flask_campaign_retry.providers.sandbox.rules import FaultRule
+from flask_campaign_retry.state import get_state
 from tests import hostapp
 from tests.helpers import attempts, campaign_with, drain, emails, reload
 
@@ -293,7 +293,7 @@ def test_an_event_whose_enqueue_failed_can_be_queued_again(
 ) -> None:
     import redis
 
-    from flask_campaign_retry.queueing import QueueBackend
+    from flask_campaign_retry.queue.backend import QueueBackend
 
     app = webhook_app(make_app, [receiver.url])
     with app.app_context():

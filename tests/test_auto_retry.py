@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flask_campaign_retry import EmailStatus, RecipientStatus
-from flask_campaign_retry.backoff import backoff_ceiling, backoff_delay, next_try_at
-from flask_campaign_retry.testing.fault_rules import FaultRule
+from flask_campaign_retry.policy.backoff import backoff_ceiling, backoff_delay, next_try_at
+from flask_campaign_retry.providers.sandbox.rules import FaultRule
 from tests import hostapp
 from tests.helpers import attempts, batches, campaign_with, drain, emails, recipient_rows, reload
 

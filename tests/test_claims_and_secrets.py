@@ -13,10 +13,10 @@ import sqlalchemy as sa
 from flask import Flask
 
 from flask_campaign_retry import EmailStatus
-from flask_campaign_retry.batch_job import run_batch
-from flask_campaign_retry.sending import BATCH_JOB
+from flask_campaign_retry.engine.batch_job import run_batch
+from flask_campaign_retry.engine.sending import BATCH_JOB
+from flask_campaign_retry.providers.sandbox.rules import FaultRule
 from flask_campaign_retry.state import get_state
-from flask_campaign_retry.testing.fault_rules import FaultRule
 from tests import hostapp
 from tests.helpers import batches, campaign_with, drain, emails, reload, start_worker
 

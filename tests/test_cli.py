@@ -9,8 +9,8 @@ from typing import Any
 from flask import Flask
 
 from flask_campaign_retry import EmailStatus
-from flask_campaign_retry.report import delivery_report
 from flask_campaign_retry.state import get_state
+from flask_campaign_retry.web.report import delivery_report
 from tests import hostapp
 from tests.helpers import attempts, reload, status_counts
 from tests.webapp import (

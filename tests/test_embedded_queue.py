@@ -11,8 +11,8 @@ import pytest
 from flask import Flask
 
 from flask_campaign_retry import EmailStatus
+from flask_campaign_retry.providers.sandbox.rules import FaultRule
 from flask_campaign_retry.state import get_state
-from flask_campaign_retry.testing.fault_rules import FaultRule
 from tests import hostapp
 from tests.helpers import campaign_with, emails, reload
 

@@ -16,9 +16,9 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flask_campaign_retry.providers.sandbox.rules import FaultPlan, FaultRule
 from flask_campaign_retry.testing.fake_mailgun import FakeMailgun
 from flask_campaign_retry.testing.fake_mailgun_form import parse_form_pairs, parse_recipients
-from flask_campaign_retry.testing.fault_rules import FaultPlan, FaultRule
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,9 @@ from flask import Flask
 
 from flask_campaign_retry import EmailStatus, RecipientStatus
 from flask_campaign_retry.clock import utcnow
-from flask_campaign_retry.recovery import recover
+from flask_campaign_retry.providers.sandbox.rules import FaultRule
+from flask_campaign_retry.recovery.sweep import recover
 from flask_campaign_retry.state import get_state
-from flask_campaign_retry.testing.fault_rules import FaultRule
 from tests import hostapp
 from tests.helpers import (
     batches,

@@ -26,7 +26,7 @@ from urllib3.exceptions import (
 )
 
 from flask_campaign_retry.providers.base import ProviderError
-from flask_campaign_retry.providers.mailgun_errors import (
+from flask_campaign_retry.providers.mailgun.errors import (
     MAX_MESSAGE_CHARS,
     REDACTED,
     classify_exception,

@@ -27,10 +27,10 @@ from flask_campaign_retry.providers.base import (
     Provider,
     ProviderError,
 )
-from flask_campaign_retry.providers.mailgun import EU_API_URL, MailgunProvider
+from flask_campaign_retry.providers.mailgun.provider import EU_API_URL, MailgunProvider
+from flask_campaign_retry.providers.sandbox.rules import FaultRule
 from flask_campaign_retry.statuses import FailureKind
 from flask_campaign_retry.testing.fake_mailgun import FakeMailgun
-from flask_campaign_retry.testing.fault_rules import FaultRule
 
 REF = BatchRef(campaign_id=42, attempt_id=3, batch_id=17)
 MESSAGE = OutgoingMessage(

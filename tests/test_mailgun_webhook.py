@@ -18,9 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flask_campaign_retry import RecipientStatus
-from flask_campaign_retry.delivery_events import Evidence, RowState, next_state
-from flask_campaign_retry.mailgun_webhook import parse_event
+from flask_campaign_retry.inbound.mailgun_webhook import parse_event
 from flask_campaign_retry.providers.base import LookupOutcome
+from flask_campaign_retry.reconciliation.evidence import Evidence, RowState, next_state
 from flask_campaign_retry.state import get_state
 from flask_campaign_retry.testing.fake_mailgun import FakeMailgun
 from flask_campaign_retry.testing.mailgun_webhooks import signed_webhook
@@ -278,7 +278,7 @@ def test_a_failed_request_releases_its_token_for_mailguns_retry(
     def broken(*args: Any) -> Any:
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr("flask_campaign_retry.mailgun_webhook.apply_evidence", broken)
+    monkeypatch.setattr("flask_campaign_retry.inbound.mailgun_webhook.apply_evidence", broken)
     hook_app.config["PROPAGATE_EXCEPTIONS"] = False
     assert client.post(PATH, json=body).status_code == 500
     monkeypatch.undo()

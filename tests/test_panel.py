@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from flask_wtf.csrf import CSRFProtect
 
 from flask_campaign_retry import EmailStatus
-from flask_campaign_retry.testing.fault_rules import FaultRule
+from flask_campaign_retry.providers.sandbox.rules import FaultRule
 from tests import hostapp
 from tests.helpers import reload
 from tests.webapp import (

@@ -13,7 +13,6 @@ from flask import Flask
 
 from flask_campaign_retry import EmailStatus, RecipientStatus
 from flask_campaign_retry.clock import utcnow
-from flask_campaign_retry.providers import mailgun_events
 from flask_campaign_retry.providers.base import (
     BatchRecipient,
     BatchRef,
@@ -22,9 +21,11 @@ from flask_campaign_retry.providers.base import (
     ProviderError,
     ReconcilingProvider,
 )
-from flask_campaign_retry.providers.mailgun import MailgunProvider
-from flask_campaign_retry.providers.sandbox import SandboxProvider
-from flask_campaign_retry.reconcile import (
+from flask_campaign_retry.providers.mailgun import events as mailgun_events
+from flask_campaign_retry.providers.mailgun.provider import MailgunProvider
+from flask_campaign_retry.providers.sandbox.provider import SandboxProvider
+from flask_campaign_retry.providers.sandbox.rules import FaultRule
+from flask_campaign_retry.reconciliation.reconcile import (
     ABSENT_MESSAGE,
     EVENT_RETENTION,
     reconcile_batches,
@@ -34,7 +35,6 @@ from flask_campaign_retry.reconcile import (
 from flask_campaign_retry.state import get_state
 from flask_campaign_retry.statuses import FailureKind
 from flask_campaign_retry.testing.fake_mailgun import FakeMailgun
-from flask_campaign_retry.testing.fault_rules import FaultRule
 from tests import hostapp
 from tests.helpers import batches, campaign_with, drain, emails, recipient_rows, reload
 
@@ -120,7 +120,7 @@ def test_a_paging_link_to_another_host_is_not_followed(monkeypatch: Any) -> None
     def never(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the key would have been sent to another host")
 
-    monkeypatch.setattr("flask_campaign_retry.providers.mailgun_events.requests.get", never)
+    monkeypatch.setattr("flask_campaign_retry.providers.mailgun.events.requests.get", never)
     pages = mailgun_events.walk_events(
         Page,
         api_url="https://api.mailgun.net",

@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from flask import Flask
 
 from flask_campaign_retry import EmailStatus, RecipientStatus
-from flask_campaign_retry.batch_job import _claim, _take_recipients
 from flask_campaign_retry.clock import utcnow
-from flask_campaign_retry.recovery import recover, schedule_recovery
+from flask_campaign_retry.engine.batch_job import _claim, _take_recipients
+from flask_campaign_retry.recovery.sweep import recover, schedule_recovery
 from flask_campaign_retry.state import get_state
 from flask_campaign_retry.statuses import BatchStatus
 from tests import hostapp
@@ -115,7 +115,7 @@ def test_recovery_is_scheduled_once_however_many_workers_start(app: Flask) -> No
 
 
 def test_uncertain_recipients_are_not_resent_automatically(make_app: Any, mailgun: Any) -> None:
-    from flask_campaign_retry.testing.fault_rules import FaultRule
+    from flask_campaign_retry.providers.sandbox.rules import FaultRule
 
     app = make_app(CAMPAIGN_RETRY_READ_TIMEOUT=0.3)
     with app.app_context():

@@ -13,14 +13,14 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from flask_campaign_retry.report import (
+from flask_campaign_retry.providers.sandbox.rules import FaultRule
+from flask_campaign_retry.state import get_state
+from flask_campaign_retry.web.report import (
     MAX_PAGE_SIZE,
     delivery_report,
     failed_recipients_page,
     failure_groups,
 )
-from flask_campaign_retry.state import get_state
-from flask_campaign_retry.testing.fault_rules import FaultRule
 from tests import hostapp
 from tests.helpers import drain, reload
 from tests.webapp import (

@@ -18,8 +18,8 @@ from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 from flask_campaign_retry import EmailStatus, FailureKind, RecipientStatus
+from flask_campaign_retry.providers.sandbox.rules import FaultRule
 from flask_campaign_retry.state import get_state
-from flask_campaign_retry.testing.fault_rules import FaultRule
 from tests import hostapp
 from tests.helpers import attempts, drain, reload
 from tests.webapp import (

@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_campaign_retry import EmailStatus, RecipientStatus
-from flask_campaign_retry.testing.fault_rules import FaultRule
+from flask_campaign_retry.providers.sandbox.rules import FaultRule
 from tests import hostapp
 from tests.helpers import attempts, drain, reload, status_counts
 from tests.webapp import (

@@ -19,11 +19,11 @@ from flask_campaign_retry.providers.base import (
     Provider,
     ProviderError,
 )
-from flask_campaign_retry.providers.mailgun import MailgunProvider
-from flask_campaign_retry.providers.sandbox import SandboxProvider
+from flask_campaign_retry.providers.mailgun.provider import MailgunProvider
+from flask_campaign_retry.providers.sandbox.provider import SandboxProvider
+from flask_campaign_retry.providers.sandbox.rules import FaultRule
 from flask_campaign_retry.statuses import FailureKind
 from flask_campaign_retry.testing.fake_mailgun import FakeMailgun
-from flask_campaign_retry.testing.fault_rules import FaultRule
 
 REF = BatchRef(campaign_id="c-9", attempt_id=2, batch_id=5)
 MESSAGE = OutgoingMessage(subject="Hi", from_address="news@example.com", text="Hello")

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flask_campaign_retry import EmailStatus
-from flask_campaign_retry import security as security_module
+from flask_campaign_retry.web import security as security_module
 from tests import hostapp
 from tests.helpers import reload
 from tests.webapp import (

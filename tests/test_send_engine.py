@@ -8,8 +8,8 @@ from typing import Any
 from flask import Flask, current_app
 
 from flask_campaign_retry import EmailStatus, RecipientStatus
+from flask_campaign_retry.providers.sandbox.rules import FaultRule
 from flask_campaign_retry.statuses import BatchStatus
-from flask_campaign_retry.testing.fault_rules import FaultRule
 from tests import hostapp
 from tests.helpers import (
     attempts,

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from flask import Flask, g, has_app_context, render_template_string
 from flask.testing import FlaskClient
 
+from flask_campaign_retry.providers.sandbox.rules import FaultRule
 from flask_campaign_retry.state import get_state
-from flask_campaign_retry.testing.fault_rules import FaultRule
 from tests import hostapp
 from tests.helpers import drain, emails, reload
 

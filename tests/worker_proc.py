@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from flask_campaign_retry.worker import make_worker
+from flask_campaign_retry.queue.worker import make_worker
 from tests.hostapp import create_app_from_env
 
 

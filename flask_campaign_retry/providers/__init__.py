@@ -1,6 +1,10 @@
-"""Email providers: the interface, and the built-in Mailgun and sandbox providers."""
+"""Email providers: the interface, the loader, and the built-in Mailgun and sandbox providers.
 
-from .base import (
+The lowest layer: may import ``statuses`` and ``errors`` only, never ``engine``, ``web`` or any
+other subsystem, so a custom provider depends on nothing but this interface.
+"""
+
+from flask_campaign_retry.providers.base import (
     Accepted,
     BatchRecipient,
     BatchRef,
@@ -11,7 +15,7 @@ from .base import (
     RecipientLookup,
     ReconcilingProvider,
 )
-from .loader import load_provider
+from flask_campaign_retry.providers.loader import load_provider
 
 __all__ = [
     "Accepted",

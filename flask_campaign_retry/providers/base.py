@@ -9,7 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
-from ..statuses import FailureKind
+from flask_campaign_retry.statuses import FailureKind
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,12 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ConfigurationError
-from .base import Provider
+from flask_campaign_retry.errors import ConfigurationError
+from flask_campaign_retry.providers.base import Provider
 
 BUILT_IN = {
-    "mailgun": "flask_campaign_retry.providers.mailgun:MailgunProvider",
-    "sandbox": "flask_campaign_retry.providers.sandbox:SandboxProvider",
+    "mailgun": "flask_campaign_retry.providers.mailgun.provider:MailgunProvider",
+    "sandbox": "flask_campaign_retry.providers.sandbox.provider:SandboxProvider",
 }
 
 

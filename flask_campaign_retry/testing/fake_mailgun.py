@@ -4,8 +4,8 @@
 thread and answers ``POST /v3/<domain>/messages`` the way Mailgun does: HTTP Basic auth with
 user ``api``, the documented 400/401/404 answers, the 1,000-recipient limit, and
 ``200 {"id": "<...>", "message": "Queued. Thank you."}``. Faults are scripted with
-:class:`~flask_campaign_retry.testing.fault_rules.FaultRule`. Everything asked and accepted is
-recorded (:class:`~flask_campaign_retry.testing.send_records.SendRecords`) so a test can prove
+:class:`~flask_campaign_retry.providers.sandbox.rules.FaultRule`. Everything asked and accepted is
+recorded (:class:`~flask_campaign_retry.providers.sandbox.records.SendRecords`) so a test can prove
 that nobody got a mail twice.
 
 Routes live in one werkzeug ``Map``; a new endpoint is one ``Rule`` plus one
@@ -35,14 +35,12 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from .fake_mailgun_events import FakeEventLog, events_answer
-from .fake_mailgun_form import (
-    parse_form,
-    parse_recipient_variables,
-    parse_recipients,
-    refusal_for,
+from flask_campaign_retry.providers.sandbox.records import (
+    AcceptedRecipient,
+    RecordedCall,
+    SendRecords,
 )
-from .fault_rules import (
+from flask_campaign_retry.providers.sandbox.rules import (
     MSG_QUEUED,
     FaultPlan,
     FaultResponse,
@@ -52,7 +50,13 @@ from .fault_rules import (
     render_fault,
     unauthorized_response,
 )
-from .send_records import AcceptedRecipient, RecordedCall, SendRecords
+from flask_campaign_retry.testing.fake_mailgun_events import FakeEventLog, events_answer
+from flask_campaign_retry.testing.fake_mailgun_form import (
+    parse_form,
+    parse_recipient_variables,
+    parse_recipients,
+    refusal_for,
+)
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,12 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from .fault_rules import FaultResponse, canonical_message, json_response
-from .send_records import AcceptedRecipient, SendRecords
+from flask_campaign_retry.providers.sandbox.records import AcceptedRecipient, SendRecords
+from flask_campaign_retry.providers.sandbox.rules import (
+    FaultResponse,
+    canonical_message,
+    json_response,
+)
 
 MAX_LIMIT = 300
 DEFAULT_LIMIT = 300

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 from werkzeug.datastructures import MultiDict
 
-from .fault_rules import (
+from flask_campaign_retry.providers.sandbox.rules import (
     MAX_RECIPIENTS,
     MSG_BAD_RECIPIENT_VARIABLES,
     MSG_BODY_MISSING,

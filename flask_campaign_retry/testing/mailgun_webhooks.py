@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..mailgun_signature import sign
+from flask_campaign_retry.providers.mailgun.signature import sign
 
 
 def signed_webhook(

@@ -1,0 +1,262 @@
+"""The job that sends one batch: claim, exclude, validate, submit, write, maybe finalize."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from flask_campaign_retry.clock import utcnow
+from flask_campaign_retry.engine.addresses import address_problem
+from flask_campaign_retry.engine.finalize import finalize_attempt
+from flask_campaign_retry.engine.message import build_message
+from flask_campaign_retry.engine.outcomes import BatchOutcome, OutcomeWriter
+from flask_campaign_retry.engine.submission import submit
+from flask_campaign_retry.policy.backoff import next_try_at
+from flask_campaign_retry.providers.base import BatchRecipient, BatchRef
+from flask_campaign_retry.queue.names import BATCH_JOB
+from flask_campaign_retry.sql import claim_where
+from flask_campaign_retry.state import AppState, get_state
+from flask_campaign_retry.statuses import BatchStatus, FailureKind, RecipientStatus
+
+log = logging.getLogger("flask_campaign_retry")
+
+CLAIMABLE = (BatchStatus.QUEUED,)
+
+
+def _claim(
+    state: AppState, batch_id: int, token: str
+) -> tuple[Any, int, int, dict[str, Any] | None] | None:
+    """Compare-and-set the batch to SENDING under a lease.
+
+    Only a QUEUED batch that is due, of an attempt neither halted nor paused, can be claimed.
+    Returns (campaign id, attempt id, tries including this one, the attempt's frozen message)
+    or None; the message comes back in the same statement, so a forked work horse needs no
+    extra query for it.
+    """
+    session = state.db.session
+    batches = state.models.batch.__table__
+    attempts = state.models.attempt.__table__
+    b = batches.c
+    a = attempts.c
+    now = utcnow()
+    attempt_open = sa.exists().where(
+        a.id == b.attempt_id,
+        a.halt_reason.is_(None),
+        sa.or_(a.paused_until.is_(None), a.paused_until <= now),
+    )
+    due = sa.or_(b.next_try_at.is_(None), b.next_try_at <= now)
+    condition = sa.and_(b.id == batch_id, b.status.in_(CLAIMABLE), due, attempt_open)
+    dialect = session.get_bind().dialect.name
+    row = session.execute(
+        sa.update(batches)
+        .where(claim_where(batches, dialect, condition))
+        .values(
+            status=BatchStatus.SENDING,
+            claim_token=token,
+            lease_until=now + timedelta(seconds=state.settings.lease_seconds),
+            tries=b.tries + 1,
+        )
+        .returning(
+            b.campaign_id,
+            b.attempt_id,
+            b.tries,
+            sa.select(a.message).where(a.id == b.attempt_id).scalar_subquery(),
+        )
+    ).first()
+    return (row[0], int(row[1]), int(row[2]), row[3]) if row is not None else None
+
+
+def _wait_time(state: AppState, batch_id: int) -> datetime | None:
+    """When a queued batch that could not be claimed (paused or not due) should be tried again;
+    None when it is not waiting at all (claimed by someone else, settled, halted).
+
+    A batch still QUEUED always gets a time, at least a second from now: the pause may have
+    ended between the failed claim and this read, and dropping the job then would strand the
+    batch until the recovery sweep.
+    """
+    batches = state.models.batch.__table__
+    attempts = state.models.attempt.__table__
+    row = state.db.session.execute(
+        sa.select(batches.c.next_try_at, attempts.c.paused_until)
+        .join(attempts, attempts.c.id == batches.c.attempt_id)
+        .where(
+            batches.c.id == batch_id,
+            batches.c.status.in_(CLAIMABLE),
+            attempts.c.halt_reason.is_(None),
+        )
+    ).first()
+    if row is None:
+        return None
+    moments: list[datetime] = [moment for moment in row if moment is not None]
+    return max([*moments, utcnow() + timedelta(seconds=1)])
+
+
+def _cancel_if_halted(state: AppState, batch_id: int) -> int | None:
+    """A queued batch of a halted attempt is cancelled (its recipients stay never-submitted)."""
+    session = state.db.session
+    batches = state.models.batch.__table__
+    attempts = state.models.attempt.__table__
+    halted = sa.exists().where(
+        attempts.c.id == batches.c.attempt_id, attempts.c.halt_reason.isnot(None)
+    )
+    row = session.execute(
+        sa.update(batches)
+        .where(batches.c.id == batch_id, batches.c.status.in_(CLAIMABLE), halted)
+        .values(status=BatchStatus.CANCELLED, settled_at=utcnow())
+        .returning(batches.c.attempt_id)
+    ).first()
+    if row is None:
+        return None
+    attempt_id = int(row[0])
+    writer = OutcomeWriter(state)
+    settled, total = writer.count_into_attempt(BatchOutcome(batch_id, attempt_id, ""))
+    session.commit()
+    return attempt_id if settled >= total else None
+
+
+def _take_recipients(state: AppState, batch_id: int) -> list[BatchRecipient]:
+    recipients = state.models.recipient.__table__
+    r = recipients.c
+    rows = state.db.session.execute(
+        sa.update(recipients)
+        .where(r.batch_id == batch_id, r.status == RecipientStatus.PENDING)
+        .values(status=RecipientStatus.SENDING)
+        .returning(r.id, r.email, r.variables)
+    ).all()
+    rows.sort(key=lambda row: row[0])
+    return [BatchRecipient(int(rid), email, variables or {}) for rid, email, variables in rows]
+
+
+class _LazyCampaign:
+    """Loads the campaign row only when a hook needs it (most batches hit the message cache)."""
+
+    def __init__(self, state: AppState, campaign_id: Any) -> None:
+        self._state = state
+        self._id = campaign_id
+        self._row: Any = None
+
+    def get(self) -> Any:
+        if self._row is None:
+            self._row = self._state.db.session.get(self._state.models.campaign, self._id)
+        return self._row
+
+
+def _exclusions(
+    state: AppState, campaign: _LazyCampaign, recipients: list[BatchRecipient]
+) -> set[str]:
+    hook = state.extension.hooks.exclude_recipients
+    if hook is None or not recipients:
+        return set()
+    return set(hook(campaign.get(), [recipient.email for recipient in recipients]))
+
+
+def run_batch(batch_id: int) -> str:
+    """Send batch ``batch_id`` once; safe to run twice or concurrently (only one claim wins)."""
+    state = get_state()
+    session = state.db.session
+    token = uuid.uuid4().hex
+    claimed = _claim(state, batch_id, token)
+    if claimed is None:
+        session.rollback()
+        finished = _cancel_if_halted(state, batch_id)
+        if finished is not None:
+            finalize_attempt(state, finished)
+            return "cancelled"
+        wait = _wait_time(state, batch_id)
+        session.rollback()
+        if wait is not None:
+            _requeue(batch_id, wait)
+            return "waiting"
+        return "not claimable"
+    campaign_id, attempt_id, tries, frozen_message = claimed
+    recipients = _take_recipients(state, batch_id)
+    session.commit()
+
+    outcome = BatchOutcome(batch_id, attempt_id, token, all_claimed_ids=[r.id for r in recipients])
+    campaign = _LazyCampaign(state, campaign_id)
+    try:
+        message = build_message(frozen_message)
+        excluded = _exclusions(state, campaign, recipients)
+    except Exception as exc:
+        log.exception("host hook failed for campaign %s batch %s", campaign_id, batch_id)
+        outcome.builder_error = f"the host's hook raised {type(exc).__name__}: {exc}"[:500]
+    else:
+        to_send: list[BatchRecipient] = []
+        for recipient in recipients:
+            if recipient.email in excluded:
+                outcome.skipped_ids.append(recipient.id)
+            elif (problem := address_problem(recipient.email)) is not None:
+                outcome.invalid.append((recipient.id, problem))
+            else:
+                to_send.append(recipient)
+        ref = BatchRef(campaign_id=campaign_id, attempt_id=attempt_id, batch_id=batch_id)
+        outcome.result = submit(state.provider(current_app), message, to_send, ref)
+        _plan_next_try(state, outcome, tries)
+    return _record(state, outcome)
+
+
+def _plan_next_try(state: AppState, outcome: BatchOutcome, tries: int) -> None:
+    """Decide whether transient failures wait for another try of this batch, and whether a
+    provider quota pauses the whole attempt until its resume time."""
+    result = outcome.result
+    if result is None or result.fatal is not None:
+        return
+    transient = [
+        group.error
+        for group in result.outcomes
+        if group.error is not None and group.error.kind is FailureKind.TRANSIENT
+    ]
+    if not transient:
+        return
+    resume = max((e.resume_at for e in transient if e.resume_at is not None), default=None)
+    if resume is not None:
+        outcome.pause_until = resume
+    settings = state.settings
+    if settings.auto_retry and tries < settings.batch_max_tries:
+        outcome.reschedule_at = next_try_at(
+            utcnow(), tries, settings.backoff_base, settings.backoff_cap, resume
+        )
+
+
+def _requeue(batch_id: int, at: datetime) -> None:
+    state = get_state()
+    state.queue(current_app._get_current_object()).enqueue(  # type: ignore[attr-defined]
+        BATCH_JOB, batch_id, at=at
+    )
+
+
+def _record(state: AppState, outcome: BatchOutcome) -> str:
+    session = state.db.session
+    writer = OutcomeWriter(state)
+    if not writer.settle_batch(outcome):
+        session.rollback()
+        log.warning("batch %s lost its claim before its outcome was written", outcome.batch_id)
+        return "claim lost"
+    writer.write_recipients(outcome)
+    settled, total = writer.count_into_attempt(outcome)
+    if outcome.reschedule_at is not None:
+        _show_next_try(state, outcome.attempt_id, outcome.reschedule_at)
+    session.commit()
+    if outcome.reschedule_at is not None:
+        _requeue(outcome.batch_id, outcome.reschedule_at)
+        return "rescheduled"
+    if settled >= total:
+        finalize_attempt(state, outcome.attempt_id)
+    return "settled"
+
+
+def _show_next_try(state: AppState, attempt_id: int, at: datetime) -> None:
+    """Let the campaign say when its next automatic try is (the UI shows it while SENDING)."""
+    campaigns = state.models.campaign.__table__
+    attempts = state.models.attempt.__table__
+    campaign_id = (
+        sa.select(attempts.c.campaign_id).where(attempts.c.id == attempt_id).scalar_subquery()
+    )
+    state.db.session.execute(
+        sa.update(campaigns).where(campaigns.c.id == campaign_id).values(next_auto_retry_at=at)
+    )

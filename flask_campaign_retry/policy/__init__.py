@@ -1,0 +1,6 @@
+"""The retry rules: who may be retried and when (eligibility, the retry window, attempts
+left), the atomic Retry transition, clone to draft, automatic campaign retry, and backoff.
+
+May import: ``queue`` (to enqueue work by name) and the foundation modules. Never ``engine``,
+``web``, ``recovery`` or ``jobs``.
+"""

@@ -1,0 +1,85 @@
+"""Clone a campaign into a new DRAFT, optionally with only the recipients who did not get it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from flask_campaign_retry.errors import ConfigurationError, TransitionRefused
+from flask_campaign_retry.mixins import CampaignMixin
+from flask_campaign_retry.state import AppState
+from flask_campaign_retry.statuses import EmailStatus, RecipientStatus
+
+#: Columns the mixin owns: a clone starts with their defaults, never the original's values.
+MIXIN_COLUMNS = frozenset(name for name in vars(CampaignMixin) if not name.startswith("_")) | {
+    "cloned_from_id"
+}
+NOT_RECEIVED = (
+    RecipientStatus.PENDING,
+    RecipientStatus.FAILED,
+    RecipientStatus.UNCERTAIN,
+    RecipientStatus.SENDING,
+)
+
+
+def clone_field_names(state: AppState, campaign: Any) -> list[str]:
+    """The host's declared clone fields, or every host column except keys and mixin columns."""
+    table = state.models.campaign.__table__
+    hook = state.extension.hooks.clone_fields
+    if hook is not None:
+        names = list(hook(campaign))
+        unknown = [name for name in names if name not in table.c]
+        if unknown:
+            raise ConfigurationError(
+                f"@retry.clone_fields returned {unknown}, which are not columns of {table.name}."
+            )
+        return [name for name in names if name not in MIXIN_COLUMNS]
+    return [
+        column.key
+        for column in table.columns
+        if not column.primary_key and column.key not in MIXIN_COLUMNS
+    ]
+
+
+def clone_campaign(state: AppState, campaign: Any, *, only_unsent: bool = False) -> Any:
+    """Create and commit a DRAFT copy of ``campaign``; the original is not modified.
+
+    With ``only_unsent`` the clone's recipient list is frozen now to the original's recipients
+    who did not receive it (failed, uncertain, never submitted); its first send uses that list.
+    """
+    session = state.db.session
+    model = state.models.campaign
+    recipients = state.models.recipient.__table__
+    r = recipients.c
+    unsent = sa.and_(r.campaign_id == campaign.id, r.status.in_(NOT_RECEIVED))
+    if only_unsent and not session.execute(sa.select(sa.literal(1)).where(unsent).limit(1)).first():
+        raise TransitionRefused(
+            "nothing_unsent",
+            "Every recipient of this campaign received it (or was skipped): there is nobody "
+            "to clone for. Clone without only_unsent to copy the content.",
+        )
+    values = {name: getattr(campaign, name) for name in clone_field_names(state, campaign)}
+    clone = model(**values)
+    clone.status = EmailStatus.DRAFT
+    clone.cloned_from_id = campaign.id
+    session.add(clone)
+    session.flush()
+    if only_unsent:
+        session.execute(
+            sa.insert(recipients).from_select(
+                ["campaign_id", "email", "variables", "status", "submissions"],
+                sa.select(
+                    sa.literal(clone.id, type_=r.campaign_id.type),
+                    r.email,
+                    r.variables,
+                    sa.literal(RecipientStatus.PENDING.value),
+                    sa.literal(0),
+                ).where(unsent),
+            )
+        )
+        clone.total_recipients = session.execute(
+            sa.select(sa.func.count()).select_from(recipients).where(r.campaign_id == clone.id)
+        ).scalar_one()
+    session.commit()
+    return clone

@@ -1,0 +1,86 @@
+"""Manual and automatic retries: one atomic transition, then only the failed recipients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from flask_campaign_retry.clock import utcnow
+from flask_campaign_retry.errors import TransitionRefused
+from flask_campaign_retry.policy.eligibility import (
+    RETRYABLE_CAMPAIGN_STATUSES,
+    retry_eligibility,
+    retryable_condition,
+)
+from flask_campaign_retry.queue.names import PREPARE_JOB
+from flask_campaign_retry.signals import retry_started
+from flask_campaign_retry.state import AppState
+from flask_campaign_retry.statuses import AttemptTrigger, EmailStatus
+
+
+def start_retry(
+    state: AppState,
+    campaign: Any,
+    *,
+    trigger: AttemptTrigger = AttemptTrigger.MANUAL,
+    include_uncertain: bool = False,
+    triggered_by: str | None = None,
+) -> Any:
+    """Move the campaign to SENDING with one conditional UPDATE that re-checks every rule.
+
+    Of any number of concurrent callers exactly one wins; the others get
+    :class:`TransitionRefused` with the reason as it stands after the winner's commit.
+    """
+    session = state.db.session
+    models = state.models
+    campaigns = models.campaign.__table__
+    recipients = models.recipient.__table__
+    c = campaigns.c
+    now = utcnow()
+    has_targets = sa.exists().where(retryable_condition(recipients, c.id, include_uncertain))
+    moved = session.execute(
+        sa.update(campaigns)
+        .where(
+            c.id == campaign.id,
+            c.status.in_(RETRYABLE_CAMPAIGN_STATUSES),
+            c.failed_at.isnot(None),
+            c.failed_at >= now - state.settings.window,
+            c.retry_count < c.max_retries,
+            has_targets,
+        )
+        .values(status=EmailStatus.SENDING, retry_count=c.retry_count + 1, next_auto_retry_at=None)
+    )
+    if moved.rowcount != 1:
+        session.rollback()
+        session.refresh(campaign)
+        verdict = retry_eligibility(state, campaign, include_uncertain=include_uncertain, now=now)
+        code = verdict.code or "already_sending"
+        reason = verdict.reason or "Another retry started first."
+        raise TransitionRefused(code, reason)
+    attempts = models.attempt.__table__
+    number = session.execute(
+        sa.select(sa.func.coalesce(sa.func.max(attempts.c.number), 0) + 1).where(
+            attempts.c.campaign_id == campaign.id
+        )
+    ).scalar_one()
+    attempt = models.attempt(
+        campaign_id=campaign.id,
+        number=number,
+        trigger=trigger.value,
+        triggered_by=triggered_by,
+        started_at=now,
+        include_uncertain=include_uncertain,
+    )
+    session.add(attempt)
+    session.flush()
+    session.execute(
+        sa.update(campaigns).where(c.id == campaign.id).values(current_attempt_id=attempt.id)
+    )
+    session.commit()
+    session.refresh(campaign)
+
+    retry_started.send(campaign, attempt=attempt, trigger=trigger.value)
+    state.queue(current_app._get_current_object()).enqueue(PREPARE_JOB, attempt.id)  # type: ignore[attr-defined]
+    return attempt

@@ -1,0 +1,333 @@
+"""Classify Mailgun failures into :class:`ProviderError` kinds. Pure functions, no I/O.
+
+Classification decides what the engine may do next, so it errs on the safe side: anything that
+might have reached Mailgun and been accepted is UNCERTAIN (never re-sent automatically), and only
+failures that provably sent nothing (connect errors) or that Mailgun answered with "not now"
+(429/420, 5xx other than gateway errors) are TRANSIENT.
+
+HTTP status table (see :func:`classify_response`):
+
+====================  ===========  ==============================================================
+status                kind         why
+====================  ===========  ==============================================================
+429, 420              TRANSIENT    rate limited; ``resume_at`` from "try again after"/Retry-After
+408                   TRANSIENT    Mailgun timed out reading the request: it was not processed
+500, 503, other 5xx   TRANSIENT    Mailgun answered itself that it failed
+502, 504              UNCERTAIN    a gateway gave up; Mailgun behind it may have accepted
+400                   PERMANENT    the batch is malformed; ``blames_recipients`` when an address
+                                   is named invalid ("'to' parameter is not a valid address")
+400 "... is not       FATAL        the domain/account may not send (sandbox, free, unverified):
+allowed to send"                   every batch would fail the same way
+401                   FATAL        the API key was refused
+403                   FATAL        account or domain not allowed to send this
+404, 413, other 4xx   PERMANENT    wrong domain/region, too large, ...
+3xx                   FATAL        redirect: MAILGUN_API_URL points somewhere wrong
+====================  ===========  ==============================================================
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import re
+import socket
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from http import HTTPStatus
+from urllib.parse import quote
+
+from mailgun.handlers.error_handler import MailgunTimeoutError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    MaxRetryError,
+    ProtocolError,
+    ProxyError,
+    ReadTimeoutError,
+    SSLError,
+)
+
+from flask_campaign_retry.providers.base import ProviderError
+from flask_campaign_retry.statuses import FailureKind
+
+REDACTED = "[REDACTED]"
+MAX_MESSAGE_CHARS = 300
+_MAX_DETAIL_CHARS = 200
+_RESUME_RE = re.compile(
+    r"try again after\s+(?P<date>(?:[a-z]{3},\s*)?\d{1,2}\s+[a-z]{3}\s+\d{2,4}\s+"
+    r"\d{1,2}:\d{2}(?::\d{2})?(?:\s*(?:[+-]\d{4}|[a-z]{1,5}))?)",
+    re.IGNORECASE,
+)
+_BLAMES_RECIPIENTS_RE = re.compile(
+    r"'?\b(to|cc|bcc)\b'?\s+parameter\s+is\s+not\s+a\s+valid\s+address", re.IGNORECASE
+)
+_DOMAIN_REFUSED_RE = re.compile(r"\bis not allowed to send\b", re.IGNORECASE)
+_REGION_HINT = (
+    "Check MAILGUN_DOMAIN, and that MAILGUN_API_URL is the domain's region "
+    "(US https://api.mailgun.net, EU https://api.eu.mailgun.net)."
+)
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """Replace every secret in ``text`` with ``[REDACTED]``.
+
+    Besides the plain value this also catches the forms a secret takes on the wire: the
+    HTTP Basic credential ``base64("api:<key>")`` that requests builds from it, and its
+    URL-encoded form. Empty secrets are ignored.
+    """
+    for secret in secrets:
+        if not secret:
+            continue
+        for form in _secret_forms(secret):
+            text = text.replace(form, REDACTED)
+    return text
+
+
+def _secret_forms(secret: str) -> Iterator[str]:
+    yield secret
+    quoted = quote(secret, safe="")
+    if quoted != secret:
+        yield quoted
+    yield base64.b64encode(f"api:{secret}".encode()).decode("ascii")
+
+
+def _shorten(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def mailgun_message(body_text: str) -> str:
+    """Mailgun's human message from a response body: JSON ``message``, else the text itself."""
+    try:
+        data = json.loads(body_text)
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return _shorten(data["message"])
+    return _shorten(body_text) or "(empty body)"
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:  # RFC 2822 "-0000" means UTC with no offset information
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _parse_http_date(text: str) -> datetime | None:
+    try:
+        return _as_utc(parsedate_to_datetime(text.strip()))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    for key, value in headers.items():
+        if isinstance(key, str) and key.lower() == wanted and isinstance(value, str):
+            return value
+    return None
+
+
+def _retry_after(value: str, now: datetime) -> datetime | None:
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        try:
+            return now + timedelta(seconds=int(value))
+        except OverflowError:
+            return None
+    return _parse_http_date(value)
+
+
+def parse_resume_time(body_text: str, headers: Mapping[str, str], now: datetime) -> datetime | None:
+    """When Mailgun said to try again, as a timezone-aware UTC datetime, or ``None``.
+
+    Reads the "try again after <RFC 2822 date>" of 429/420 bodies and a ``Retry-After``
+    header (delta seconds or HTTP-date). When both are present the later one wins: each is
+    the provider saying "not before", so only the later time honours both, and retrying at the
+    earlier one would likely be refused again and waste an attempt. Garbage gives ``None``;
+    this function never raises. A naive ``now`` is taken as UTC.
+    """
+    try:
+        now = _as_utc(now)
+        candidates: list[datetime] = []
+        found = _RESUME_RE.search(body_text)  # the raw body: JSON keeps the date as is
+        if found:
+            parsed = _parse_http_date(found.group("date"))
+            if parsed is not None:
+                candidates.append(parsed)
+        header = _header(headers, "Retry-After")
+        if header is not None:
+            parsed = _retry_after(header, now)
+            if parsed is not None:
+                candidates.append(parsed)
+        return max(candidates) if candidates else None
+    except (TypeError, ValueError, AttributeError, OverflowError):
+        return None
+
+
+def classify_response(
+    status: int,
+    body_text: str,
+    headers: Mapping[str, str],
+    now: datetime,
+    *,
+    secrets: Iterable[str | None] = (),
+) -> ProviderError:
+    """Classify a non-2xx Mailgun answer (see the module table). ``secrets`` are redacted."""
+    if 200 <= status <= 299:
+        raise ValueError(f"HTTP {status} is a success; only failures are classified.")
+    said = redact(mailgun_message(body_text), secrets)
+    prefix = f"HTTP {status} from Mailgun"
+
+    def error(
+        kind: FailureKind,
+        text: str,
+        *,
+        resume_at: datetime | None = None,
+        blames_recipients: bool = False,
+    ) -> ProviderError:
+        return ProviderError(
+            kind,
+            _shorten(text, 2 * MAX_MESSAGE_CHARS),
+            code=status,
+            resume_at=resume_at,
+            blames_recipients=blames_recipients,
+        )
+
+    if status in (429, 420):
+        resume_at = parse_resume_time(body_text, headers, now)
+        return error(FailureKind.TRANSIENT, f"{prefix} (rate limited): {said}", resume_at=resume_at)
+    if status in (HTTPStatus.BAD_GATEWAY, HTTPStatus.GATEWAY_TIMEOUT):
+        return error(
+            FailureKind.UNCERTAIN,
+            f"{prefix}: a gateway gave up, Mailgun may have accepted the batch: {said}",
+        )
+    if 500 <= status <= 599 or status == HTTPStatus.REQUEST_TIMEOUT:
+        return error(FailureKind.TRANSIENT, f"{prefix}: {said}")
+    if status == HTTPStatus.UNAUTHORIZED:
+        return error(
+            FailureKind.FATAL,
+            f"{prefix}: the API key was refused ({said}). Check MAILGUN_API_KEY, and that "
+            "MAILGUN_API_URL is the domain's region (US https://api.mailgun.net, "
+            "EU https://api.eu.mailgun.net).",
+        )
+    if status == HTTPStatus.FORBIDDEN:
+        return error(FailureKind.FATAL, f"{prefix}: account or domain not allowed: {said}")
+    if status == HTTPStatus.BAD_REQUEST:
+        if _DOMAIN_REFUSED_RE.search(said):
+            return error(FailureKind.FATAL, f"{prefix}: domain not allowed to send: {said}")
+        blames = bool(_BLAMES_RECIPIENTS_RE.search(said))
+        return error(FailureKind.PERMANENT, f"{prefix}: {said}", blames_recipients=blames)
+    if status == HTTPStatus.NOT_FOUND:
+        return error(FailureKind.PERMANENT, f"{prefix}: {said}. {_REGION_HINT}")
+    if 400 <= status <= 499:
+        return error(FailureKind.PERMANENT, f"{prefix}: {said}")
+    if 300 <= status <= 399:
+        return error(
+            FailureKind.FATAL,
+            f"{prefix}: unexpected redirect; check MAILGUN_API_URL ({said})",
+        )
+    return error(FailureKind.UNCERTAIN, f"{prefix}: unexpected status: {said}")
+
+
+def connect_error(detail: str) -> ProviderError:
+    """Nothing reached Mailgun (refused, DNS, connect timeout, TLS handshake): transient."""
+    return ProviderError(
+        FailureKind.TRANSIENT, f"Could not connect to Mailgun, nothing was sent ({detail})"
+    )
+
+
+def read_timeout_error(detail: str) -> ProviderError:
+    """The batch was sent but no answer came in time: Mailgun may have accepted it."""
+    return ProviderError(
+        FailureKind.UNCERTAIN,
+        f"No answer from Mailgun within the read timeout after the batch was sent; "
+        f"it may have been accepted ({detail})",
+    )
+
+
+def dropped_connection_error(detail: str) -> ProviderError:
+    """The connection broke while the batch was being sent or answered: may be accepted."""
+    return ProviderError(
+        FailureKind.UNCERTAIN,
+        f"The connection to Mailgun broke after the batch was sent; "
+        f"it may have been accepted ({detail})",
+    )
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception it wraps: causes, contexts and urllib3 retry reasons."""
+    seen: list[BaseException] = []
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if any(current is known for known in seen):
+            continue
+        seen.append(current)
+        linked = [current.__cause__, current.__context__]
+        if isinstance(current, MaxRetryError):
+            linked.append(current.reason)
+        linked.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        stack.extend(item for item in reversed(linked) if item is not None)
+    return seen
+
+
+def _detail(chain: list[BaseException], secrets: Iterable[str | None]) -> str:
+    """The most telling error of the chain: urllib3's (it names host, port and timeout),
+    else the innermost OS/HTTP-level one, else the outermost."""
+    urllib3_errors = [
+        e for e in chain if isinstance(e, HTTPError) and not isinstance(e, MaxRetryError)
+    ]
+    low_level = [e for e in chain if isinstance(e, (OSError, http.client.HTTPException))]
+    best = (urllib3_errors or low_level[-1:] or chain)[0]
+    return _shorten(redact(f"{type(best).__name__}: {best}", secrets), _MAX_DETAIL_CHARS)
+
+
+def classify_exception(exc: BaseException, *, secrets: Iterable[str | None] = ()) -> ProviderError:
+    """Classify an exception raised while sending one batch.
+
+    The SDK raises ``MailgunTimeoutError`` for timeouts and ``ApiError`` for connection
+    failures, chaining the requests exception (which wraps urllib3's) as ``__cause__``:
+
+    - connect timeout, connection refused, DNS failure, TLS/proxy handshake: nothing was sent
+      → TRANSIENT (urllib3's ``NewConnectionError``/``NameResolutionError`` are
+      ``ConnectTimeoutError`` subclasses);
+    - read timeout, connection reset/closed, incomplete answer (``ReadTimeoutError``,
+      ``ProtocolError``, ``RemoteDisconnected``, ``IncompleteRead``) → UNCERTAIN;
+    - ``ValueError``/``TypeError`` with no network error inside (the SDK refused to build the
+      request, e.g. a header with a line break) → PERMANENT: this batch can never be sent;
+    - anything else → UNCERTAIN, because it cannot be shown that nothing was sent.
+
+    Evidence that the request went out wins over evidence of a connect failure.
+    """
+    if isinstance(exc, ProviderError):
+        return exc
+    chain = _chain(exc)
+    detail = _detail(chain, secrets)
+    after_send = any(
+        isinstance(e, (ReadTimeoutError, ProtocolError, http.client.HTTPException))
+        or (isinstance(e, ConnectionError) and not isinstance(e, ConnectionRefusedError))
+        for e in chain
+    )
+    before_send = any(
+        isinstance(e, (ConnectTimeoutError, ConnectionRefusedError, socket.gaierror))
+        or (isinstance(e, (SSLError, ProxyError)) and not after_send)
+        for e in chain
+    )
+    if before_send and not after_send:
+        return connect_error(detail)
+    if any(isinstance(e, (ReadTimeoutError, TimeoutError, MailgunTimeoutError)) for e in chain):
+        return read_timeout_error(detail)
+    if after_send:
+        return dropped_connection_error(detail)
+    if any(isinstance(e, (ValueError, TypeError)) for e in chain) and not any(
+        isinstance(e, OSError) for e in chain
+    ):
+        return ProviderError(
+            FailureKind.PERMANENT, f"The Mailgun request could not be built ({detail})"
+        )
+    return ProviderError(
+        FailureKind.UNCERTAIN, f"Unexpected error while sending to Mailgun ({detail})"
+    )

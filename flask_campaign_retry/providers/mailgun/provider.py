@@ -1,0 +1,346 @@
+"""The Mailgun provider: one batch, one HTTP request, through the official ``mailgun`` SDK.
+
+The SDK retries POSTs by itself by default (a 429 became four HTTP calls); here its retry
+policy is off, so exactly one request is made per :meth:`MailgunProvider.send_batch` and every
+retry decision belongs to the engine. Failures are classified by
+:mod:`flask_campaign_retry.providers.mailgun.errors`.
+
+Each batch always carries ``recipient-variables`` (without them every recipient would see every
+address in To) and ``v:`` variables naming the campaign, attempt, batch and recipient, so that
+Mailgun's events map back to our rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Final, NoReturn, Protocol, Self
+from urllib.parse import urlparse
+
+from mailgun.client import Client
+from mailgun.config import RetryPolicy
+
+from flask_campaign_retry.errors import ConfigurationError
+from flask_campaign_retry.providers.base import (
+    Accepted,
+    BatchRecipient,
+    BatchRef,
+    OutgoingMessage,
+    RecipientLookup,
+)
+from flask_campaign_retry.providers.mailgun.errors import classify_exception, classify_response
+from flask_campaign_retry.providers.mailgun.events import events_filters, fold_events, walk_events
+
+log = logging.getLogger(__name__)
+
+US_API_URL: Final = "https://api.mailgun.net"
+EU_API_URL: Final = "https://api.eu.mailgun.net"
+DEFAULT_CONNECT_TIMEOUT: Final = 5.0
+DEFAULT_READ_TIMEOUT: Final = 30.0
+MAX_TAGS: Final = 3
+RECIPIENT_ID_VARIABLE: Final = "campaign_retry_rid"
+V_CAMPAIGN: Final = "v:campaign_retry_campaign"
+V_ATTEMPT: Final = "v:campaign_retry_attempt"
+V_BATCH: Final = "v:campaign_retry_batch"
+V_RECIPIENT: Final = "v:campaign_retry_recipient"
+_SDK_TIMEOUT_LIMIT = 300.0  # the SDK refuses larger timeouts
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
+
+FormData = dict[str, str | list[str]]
+
+
+class _Response(Protocol):
+    """The part of ``requests.Response`` (what the SDK returns) that is used here."""
+
+    status_code: int
+    text: str
+    headers: Mapping[str, str]
+
+
+class _Secret:
+    """Holds the API key so that no repr, str or traceback of the provider shows it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+    __str__ = __repr__
+
+
+def normalize_api_url(raw: str) -> str:
+    """``MAILGUN_API_URL`` as the SDK wants it: scheme and host, no trailing ``/`` or ``/v3``.
+
+    Plain ``http`` is allowed only for ``127.0.0.1``/``localhost`` (test servers), as in the SDK.
+    """
+    url = raw.strip().rstrip("/")
+    url = url.removesuffix("/v3").rstrip("/")
+    parsed = urlparse(url)
+    if parsed.scheme not in ("https", "http") or not parsed.hostname:
+        raise ConfigurationError(
+            f"MAILGUN_API_URL must be a URL like {US_API_URL!r} (US) or {EU_API_URL!r} (EU), "
+            f"got {raw!r}."
+        )
+    if parsed.scheme == "http" and parsed.hostname not in _LOCAL_HOSTS:
+        raise ConfigurationError(
+            f"MAILGUN_API_URL must use https (plain http is only for 127.0.0.1), got {raw!r}."
+        )
+    if parsed.username or parsed.password:
+        raise ConfigurationError(
+            "MAILGUN_API_URL must not contain credentials; put the key in MAILGUN_API_KEY."
+        )
+    return url
+
+
+def _timeout(config: Mapping[str, Any], key: str, default: float) -> float:
+    value = config.get(key, default)
+    if value is None:
+        value = default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(f"{key} must be a number of seconds, got {value!r}.")
+    if not 0 < value <= _SDK_TIMEOUT_LIMIT:
+        raise ConfigurationError(f"{key} must be > 0 and <= 300 seconds, got {value}.")
+    return float(value)
+
+
+def _required(config: Mapping[str, Any], key: str, how: str) -> str:
+    value = config.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{key} is not set: {how}")
+    return value.strip()
+
+
+def build_form(
+    message: OutgoingMessage, recipients: Sequence[BatchRecipient], ref: BatchRef
+) -> FormData:
+    """The form Mailgun's ``POST /v3/<domain>/messages`` takes for one batch.
+
+    ``to`` repeats once per recipient; ``recipient-variables`` maps each address to its
+    template variables plus ``campaign_retry_rid`` (our recipient id), which
+    ``v:campaign_retry_recipient=%recipient.campaign_retry_rid%`` puts into every event.
+    ``message.reply_to`` wins over a ``Reply-To`` in ``message.headers``. Raises
+    ``ValueError`` for what Mailgun would refuse anyway: no recipients, a repeated address,
+    more than 3 tags, a header name or value with a line break.
+    """
+    if not recipients:
+        raise ValueError("A batch needs at least one recipient.")
+    tags = list(message.tags)
+    if len(tags) > MAX_TAGS:
+        raise ValueError(
+            f"Mailgun allows at most {MAX_TAGS} o:tag values per message, got {len(tags)}: "
+            "use a fixed tag and v: variables instead of a tag per campaign."
+        )
+    variables: dict[str, dict[str, Any]] = {}
+    for recipient in recipients:
+        if recipient.email in variables:
+            raise ValueError(
+                f"Address {recipient.email!r} appears twice in one batch (recipient ids "
+                f"{variables[recipient.email][RECIPIENT_ID_VARIABLE]} and {recipient.id}); "
+                "recipient-variables are keyed by address, so each must be unique."
+            )
+        variables[recipient.email] = {**recipient.variables, RECIPIENT_ID_VARIABLE: recipient.id}
+    form: FormData = {
+        "from": message.from_address,
+        "to": [recipient.email for recipient in recipients],
+        "subject": message.subject,
+        "recipient-variables": json.dumps(variables, separators=(",", ":"), default=str),
+        V_CAMPAIGN: str(ref.campaign_id),
+        V_ATTEMPT: str(ref.attempt_id),
+        V_BATCH: str(ref.batch_id),
+        V_RECIPIENT: f"%recipient.{RECIPIENT_ID_VARIABLE}%",
+    }
+    if message.html:
+        form["html"] = message.html
+    if message.text:
+        form["text"] = message.text
+    headers = dict(message.headers)
+    if message.reply_to:
+        headers = {k: v for k, v in headers.items() if k.lower() != "reply-to"}
+        headers["Reply-To"] = message.reply_to
+    for name, value in headers.items():
+        if any(c in name or c in value for c in "\r\n") or not name.strip():
+            raise ValueError(f"Header {name!r} has an empty name or a line break.")
+        form[f"h:{name}"] = value
+    if tags:
+        form["o:tag"] = tags
+    return form
+
+
+class MailgunProvider:
+    """Sends batches through Mailgun's sending API (US or EU region).
+
+    The SDK client (and its connection pool) lives as long as the provider; :meth:`close`
+    releases it. Calls are serialized by a lock, which is all one RQ worker needs.
+    """
+
+    name = "mailgun"
+
+    def __init__(
+        self,
+        api_key: str,
+        domain: str,
+        *,
+        api_url: str = US_API_URL,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+    ) -> None:
+        if not api_key or not domain:
+            raise ConfigurationError("MailgunProvider needs an API key and a sending domain.")
+        self._key = _Secret(api_key)
+        self.domain = domain
+        self.api_url = normalize_api_url(api_url)
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self._lock = threading.Lock()
+        self._client: Client | None = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> MailgunProvider:
+        """Build from app config: ``MAILGUN_API_KEY``, ``MAILGUN_DOMAIN`` (both required),
+        ``MAILGUN_API_URL``, ``CAMPAIGN_RETRY_CONNECT_TIMEOUT``, ``CAMPAIGN_RETRY_READ_TIMEOUT``.
+        """
+        api_key = _required(
+            config,
+            "MAILGUN_API_KEY",
+            "set it to your Mailgun private API key (Mailgun dashboard > API Security).",
+        )
+        domain = _required(
+            config,
+            "MAILGUN_DOMAIN",
+            "set it to your sending domain, e.g. 'mg.example.com' (Mailgun dashboard > Domains).",
+        )
+        api_url = config.get("MAILGUN_API_URL") or US_API_URL
+        if not isinstance(api_url, str):
+            raise ConfigurationError(f"MAILGUN_API_URL must be a string, got {api_url!r}.")
+        return cls(
+            api_key,
+            domain,
+            api_url=api_url,
+            connect_timeout=_timeout(
+                config, "CAMPAIGN_RETRY_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT
+            ),
+            read_timeout=_timeout(config, "CAMPAIGN_RETRY_READ_TIMEOUT", DEFAULT_READ_TIMEOUT),
+        )
+
+    def __repr__(self) -> str:
+        return f"MailgunProvider(domain={self.domain!r}, api_url={self.api_url!r})"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(
+            "MailgunProvider holds the API key and must not be pickled (RQ jobs carry ids only)."
+        )
+
+    def _sdk_client(self) -> Client:
+        if self._client is None:
+            self._client = Client(
+                auth=("api", self._key.reveal()),
+                api_url=self.api_url,
+                timeout=(self.connect_timeout, self.read_timeout),
+                retry_policy=RetryPolicy(max_retries=0),  # one request per batch: we retry
+            )
+        return self._client
+
+    def send_batch(
+        self,
+        message: OutgoingMessage,
+        recipients: Sequence[BatchRecipient],
+        ref: BatchRef,
+    ) -> Accepted:
+        """Submit one batch in exactly one HTTP request.
+
+        Returns :class:`Accepted` (Mailgun's message id without angle brackets) or raises a
+        classified :class:`ProviderError` whose message never contains the API key. The engine
+        logs each call (batch, status, duration, error kind); the provider adds nothing to it.
+        """
+        form = build_form(message, recipients, ref)
+        try:
+            with self._lock:
+                response: _Response = self._sdk_client().messages.create(
+                    domain=self.domain, data=form
+                )
+        except Exception as exc:  # noqa: BLE001 - every failure is classified, none is lost
+            error = classify_exception(exc, secrets=[self._key.reveal()])
+            raise error from None
+        status = int(response.status_code)
+        if 200 <= status <= 299:
+            return Accepted(message_id=_message_id(response), http_status=status)
+        error = classify_response(
+            status,
+            response.text,
+            response.headers,
+            datetime.now(UTC),
+            secrets=[self._key.reveal()],
+        )
+        raise error
+
+    def lookup_batch(
+        self,
+        ref: BatchRef,
+        recipients: Sequence[BatchRecipient],
+        since: datetime,
+    ) -> dict[int, RecipientLookup]:
+        """What Mailgun's Events API says about each recipient of one batch (reconciliation).
+
+        Asks for the accepted/delivered/failed events carrying this batch's ``v:`` variables
+        since ``since``, follows the pages until one is empty, and folds them per recipient
+        (:func:`~.mailgun_events.fold_events`). Raises :class:`ProviderError` when any page
+        fails: an incomplete lookup proves nothing. Sends nothing.
+        """
+        filters = events_filters(ref, since)
+
+        def first_page() -> Any:
+            with self._lock:
+                return self._sdk_client().events.get(domain=self.domain, filters=filters)
+
+        events = walk_events(
+            first_page,
+            api_url=self.api_url,
+            domain=self.domain,
+            auth=("api", self._key.reveal()),
+            timeout=(self.connect_timeout, self.read_timeout),
+        )
+        # reconcile.reconcile_batches logs what the lookups found, per sweep.
+        return fold_events(events, ref, recipients)
+
+    def close(self) -> None:
+        """Close the SDK client's connection pool (a later send opens a new one)."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _message_id(response: _Response) -> str | None:
+    """Mailgun's ``id`` without the angle brackets (the form events use)."""
+    try:
+        data = json.loads(response.text)
+    except ValueError:
+        data = None
+    message_id = data.get("id") if isinstance(data, dict) else None
+    if not isinstance(message_id, str):
+        log.warning("Mailgun accepted a batch but its answer had no message id")
+        return None
+    return message_id.strip().removeprefix("<").removesuffix(">")

@@ -1,0 +1,52 @@
+"""App-bound RQ workers: the forking worker for production, the in-process one for tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from rq import SimpleWorker, Worker
+
+from flask_campaign_retry.state import get_state
+
+
+def make_worker(
+    app: Flask, *, simple: bool = False, name: str | None = None, **kwargs: Any
+) -> Worker | SimpleWorker:
+    """A worker on the app's queue whose jobs run inside ``app``'s context.
+
+    ``simple=True`` runs jobs in this process (no fork): for tests and the embedded queue.
+    """
+    state = get_state(app)
+    backend = state.queue(app)
+    if not simple:
+        _preload(app)
+    worker_class = SimpleWorker if simple else Worker
+    return worker_class(
+        [backend.queue],
+        connection=backend.connection,
+        job_class=backend.job_class,
+        name=name,
+        **kwargs,
+    )
+
+
+def _preload(app: Flask) -> None:
+    """Do once, before the worker forks a work horse per job, what every horse would redo:
+    build the provider (the Mailgun SDK client loads its TLS certificates) and initialise the
+    database dialect. The pools are then emptied, so no horse inherits an open connection.
+    The job modules are already loaded: every caller of :func:`make_worker` imports
+    :mod:`flask_campaign_retry.jobs` at module level."""
+    state = get_state(app)
+    state.provider(app)
+    with app.app_context():
+        for engine in state.db.engines.values():
+            with engine.connect():
+                pass
+            engine.dispose()
+
+
+def run_burst(app: Flask, *, with_scheduler: bool = False) -> bool:
+    """Run every job on the app's queue in this process until the queue is empty."""
+    worker = make_worker(app, simple=True)
+    return bool(worker.work(burst=True, with_scheduler=with_scheduler, logging_level="WARNING"))

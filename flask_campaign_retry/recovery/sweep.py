@@ -1,0 +1,265 @@
+"""The recovery sweep: nothing lost, nothing sent twice, no campaign SENDING forever.
+
+Runs at worker start, on a schedule through RQ's scheduler, and by hand
+(``flask campaign-retry recover``). Each step is a compare-and-set, so sweeps running
+concurrently, or a sweep racing a slow but live worker, change each row once:
+
+1. A batch SENDING past its lease lost its worker: the batch and its in-flight recipients become
+   UNCERTAIN (the provider may have accepted them).
+2. UNCERTAIN recipients (from step 1 or from read timeouts) are reconciled with the provider's
+   event log where the provider can do that: accepted → SENT, confirmed absent → retryable.
+3. An attempt whose batches have all settled but which was never finalized is finalized.
+4. When the queue is idle, work whose job was lost (a QUEUED batch long due, an unprepared
+   attempt, a missed automatic retry) is enqueued again; duplicates are harmless because only a
+   claim can submit.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+
+from flask_campaign_retry.clock import utcnow
+from flask_campaign_retry.engine.finalize import finalize_attempt, refresh_campaign_status
+from flask_campaign_retry.queue.names import AUTO_RETRY_JOB, BATCH_JOB, PREPARE_JOB, RECOVERY_JOB
+from flask_campaign_retry.reconciliation.reconcile import reconcile_batches
+from flask_campaign_retry.state import AppState, get_state
+from flask_campaign_retry.statuses import BatchStatus, EmailStatus, FailureKind, RecipientStatus
+
+log = logging.getLogger("flask_campaign_retry")
+
+#: Batches looked up per sweep: bounds the time one sweep spends asking the provider.
+RECONCILE_BATCHES_PER_SWEEP = 200
+LOST_IN_FLIGHT = "the worker stopped while this batch was in flight; the provider may have it"
+
+
+@dataclass
+class RecoveryReport:
+    """What one sweep did (printed by the CLI, logged by the scheduled job)."""
+
+    expired_batches: list[int] = field(default_factory=list)
+    reconciled: dict[str, int] = field(default_factory=dict)
+    finalized_attempts: list[int] = field(default_factory=list)
+    requeued_batches: list[int] = field(default_factory=list)
+    requeued_attempts: list[int] = field(default_factory=list)
+    requeued_auto_retries: list[Any] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "expired_batches": self.expired_batches,
+            "reconciled": self.reconciled,
+            "finalized_attempts": self.finalized_attempts,
+            "requeued_batches": self.requeued_batches,
+            "requeued_attempts": self.requeued_attempts,
+            "requeued_auto_retries": self.requeued_auto_retries,
+        }
+
+
+def _expire_batch(state: AppState, batch_id: int, now: datetime) -> tuple[int, int] | None:
+    """Turn one lease-expired batch UNCERTAIN; (attempt id, recipients made uncertain)."""
+    session = state.db.session
+    batches = state.models.batch.__table__
+    recipients = state.models.recipient.__table__
+    attempts = state.models.attempt.__table__
+    b, r, a = batches.c, recipients.c, attempts.c
+    row = session.execute(
+        sa.update(batches)
+        .where(b.id == batch_id, b.status == BatchStatus.SENDING, b.lease_until < now)
+        .values(
+            status=BatchStatus.UNCERTAIN,
+            claim_token=None,
+            lease_until=None,
+            settled_at=now,
+            error_kind=FailureKind.UNCERTAIN.value,
+            error_message=LOST_IN_FLIGHT,
+        )
+        .returning(b.attempt_id)
+    ).first()
+    if row is None:
+        session.rollback()
+        return None
+    attempt_id = int(row[0])
+    moved = session.execute(
+        sa.update(recipients)
+        .where(r.batch_id == batch_id, r.status == RecipientStatus.SENDING)
+        .values(
+            status=RecipientStatus.UNCERTAIN,
+            failure_kind=FailureKind.UNCERTAIN.value,
+            error_code=None,
+            error_message=LOST_IN_FLIGHT,
+            submissions=r.submissions + 1,
+        )
+    ).rowcount
+    session.execute(
+        sa.update(batches).where(b.id == batch_id).values(uncertain=b.uncertain + moved)
+    )
+    session.execute(
+        sa.update(attempts)
+        .where(a.id == attempt_id)
+        .values(batches_settled=a.batches_settled + 1, uncertain=a.uncertain + moved)
+    )
+    session.commit()
+    return attempt_id, int(moved)
+
+
+def expire_leases(state: AppState, now: datetime, report: RecoveryReport) -> set[int]:
+    """Step 1: batches left SENDING past their lease; returns the attempts they belong to."""
+    batches = state.models.batch.__table__
+    expired = list(
+        state.db.session.execute(
+            sa.select(batches.c.id).where(
+                batches.c.status == BatchStatus.SENDING, batches.c.lease_until < now
+            )
+        ).scalars()
+    )
+    state.db.session.rollback()
+    attempts: set[int] = set()
+    for batch_id in expired:
+        done = _expire_batch(state, int(batch_id), now)
+        if done is not None:
+            attempts.add(done[0])
+            report.expired_batches.append(int(batch_id))
+    return attempts
+
+
+def reconcile_settled_uncertain(state: AppState, now: datetime, report: RecoveryReport) -> None:
+    """Step 2: UNCERTAIN recipients of settled batches (read timeouts, earlier sweeps) are
+    looked up again until the event log can tell; finished campaigns get their status
+    refreshed. Nothing is ever resent here."""
+    r = state.models.recipient.__table__.c
+    b = state.models.batch.__table__.c
+    rows = state.db.session.execute(
+        sa.select(r.batch_id, r.campaign_id)
+        .join(state.models.batch.__table__, b.id == r.batch_id)
+        .where(r.status == RecipientStatus.UNCERTAIN, b.status != BatchStatus.SENDING)
+        .distinct()
+        .limit(RECONCILE_BATCHES_PER_SWEEP)
+    ).all()
+    state.db.session.rollback()
+    if not rows:
+        return
+    counts = reconcile_batches(state, [int(batch_id) for batch_id, _ in rows], now=now)
+    for key, value in counts.items():
+        report.reconciled[key] = report.reconciled.get(key, 0) + value
+    for campaign_id in {campaign_id for _, campaign_id in rows}:
+        refresh_campaign_status(state, campaign_id)
+
+
+def finalize_settled(state: AppState, report: RecoveryReport) -> None:
+    """Step 2: attempts whose every batch settled but that were never finalized."""
+    attempts = state.models.attempt.__table__
+    a = attempts.c
+    open_ids = list(
+        state.db.session.execute(
+            sa.select(a.id).where(
+                a.ended_at.is_(None),
+                a.prepared.is_(True),
+                a.batches_settled >= a.batches_total,
+            )
+        ).scalars()
+    )
+    state.db.session.rollback()
+    for attempt_id in open_ids:
+        if finalize_attempt(state, int(attempt_id)) is not None:
+            report.finalized_attempts.append(int(attempt_id))
+
+
+def requeue_lost_work(state: AppState, app: Flask, now: datetime, report: RecoveryReport) -> None:
+    """Step 3: when nothing waits in the queue, re-enqueue work whose job went missing."""
+    backend = state.queue(app)
+    if backend.queue.count > 0:
+        return
+    grace = now - timedelta(seconds=state.settings.lease_seconds)
+    session = state.db.session
+    models = state.models
+    b = models.batch.__table__.c
+    a = models.attempt.__table__.c
+    c = models.campaign.__table__.c
+    stalled = list(
+        session.execute(
+            sa.select(b.id)
+            .join(models.attempt.__table__, a.id == b.attempt_id)
+            .where(
+                b.status == BatchStatus.QUEUED,
+                a.ended_at.is_(None),
+                a.halt_reason.is_(None),
+                b.created_at < grace,
+                sa.or_(b.next_try_at.is_(None), b.next_try_at < grace),
+            )
+        ).scalars()
+    )
+    unprepared = list(
+        session.execute(
+            sa.select(a.id).where(a.prepared.is_(False), a.ended_at.is_(None), a.started_at < grace)
+        ).scalars()
+    )
+    missed = list(
+        session.execute(
+            sa.select(c.id).where(
+                c.status.in_([EmailStatus.FAILED, EmailStatus.PARTIALLY_SENT]),
+                c.next_auto_retry_at.isnot(None),
+                c.next_auto_retry_at < grace,
+            )
+        ).scalars()
+    )
+    session.rollback()
+    if stalled:
+        backend.enqueue_many(BATCH_JOB, [int(i) for i in stalled])
+        report.requeued_batches.extend(int(i) for i in stalled)
+    for attempt_id in unprepared:
+        backend.enqueue(PREPARE_JOB, int(attempt_id))
+        report.requeued_attempts.append(int(attempt_id))
+    for campaign_id in missed:
+        backend.enqueue(AUTO_RETRY_JOB, campaign_id)
+        report.requeued_auto_retries.append(campaign_id)
+
+
+def recover(now: datetime | None = None) -> RecoveryReport:
+    """Run one sweep for the current app and return what it did."""
+    state = get_state()
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    now = now or utcnow()
+    report = RecoveryReport()
+    expire_leases(state, now, report)
+    reconcile_settled_uncertain(state, now, report)
+    finalize_settled(state, report)
+    requeue_lost_work(state, app, now, report)
+    if any(report.as_dict().values()):
+        log.warning(
+            "recovery sweep: %s",
+            report.as_dict(),
+            extra={"campaign_retry": {"event": "recovery", **report.as_dict()}},
+        )
+    return report
+
+
+def schedule_recovery(app: Flask) -> bool:
+    """Keep one scheduled sweep chain per queue: the next sweep runs a third of a lease later.
+
+    A Redis ``SET NX`` key guards the chain so many workers starting together schedule it once.
+    """
+    state = get_state(app)
+    backend = state.queue(app)
+    interval = max(10, state.settings.lease_seconds // 3)
+    key = f"campaign_retry:{state.settings.queue_name}:recovery-scheduled"
+    if not backend.connection.set(key, "1", nx=True, ex=interval):
+        return False
+    backend.enqueue(RECOVERY_JOB, at=utcnow() + timedelta(seconds=interval))
+    return True
+
+
+def run_scheduled_recovery() -> str:
+    """The RQ job: sweep, then schedule the next sweep."""
+    report = recover()
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    state = get_state(app)
+    state.queue(app).connection.delete(
+        f"campaign_retry:{state.settings.queue_name}:recovery-scheduled"
+    )
+    schedule_recovery(app)
+    return f"recovered {len(report.expired_batches)} expired batches"
