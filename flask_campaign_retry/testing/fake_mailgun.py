@@ -26,13 +26,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from flask_campaign_retry.providers.sandbox.records import (
@@ -57,23 +55,12 @@ from flask_campaign_retry.testing.fake_mailgun_form import (
     parse_recipients,
     refusal_for,
 )
+from flask_campaign_retry.testing.loopback_server import LoopbackServer
 
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 52_400_000  # Mailgun refuses larger messages with 413
 _Handler = Callable[[Request, str], Response]
-
-
-class _QuietRequestHandler(WSGIRequestHandler):
-    """Keeps the server's per-request lines out of test output (debug log instead)."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        log.debug("fake mailgun: %r %s", self.requestline, code)
-
-    def log(self, type: str, message: str, *args: Any) -> None:
-        log.debug("fake mailgun %s: %s", type, message % args if args else message)
 
 
 def _answer(fault: FaultResponse) -> Response:
@@ -82,7 +69,7 @@ def _answer(fault: FaultResponse) -> Response:
     )
 
 
-class FakeMailgun:
+class FakeMailgun(LoopbackServer):
     """A fake Mailgun sending API on ``127.0.0.1``; use as a context manager or start/stop.
 
     ``url`` is the base to use as ``MAILGUN_API_URL`` (the SDK accepts plain http only for
@@ -103,9 +90,7 @@ class FakeMailgun:
         self.records = SendRecords()
         self.faults = FaultPlan()
         self.events = FakeEventLog(self.records)
-        self._stopping = threading.Event()
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__(name="fake-mailgun")
         self._timing_lock = threading.Lock()
         self._handling_seconds = 0.0
         self._routes = Map(
@@ -119,56 +104,6 @@ class FakeMailgun:
             "messages": self._handle_messages,
             "events": self._handle_events,
         }
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def start(self) -> Self:
-        """Start serving on a free loopback port (idempotent)."""
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        server = make_server(
-            "127.0.0.1", 0, self.wsgi_app, threaded=True, request_handler=_QuietRequestHandler
-        )
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"fake-mailgun-{server.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving; hung requests are woken up and the port is closed."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """Base URL such as ``http://127.0.0.1:54321`` (no ``/v3``)."""
-        if self._server is None:
-            raise RuntimeError("FakeMailgun is not running: call start() or use `with`.")
-        return f"http://127.0.0.1:{self._server.port}"
 
     # -- scripting and records ---------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from flask_campaign_retry.providers.base import (
 )
 from flask_campaign_retry.providers.mailgun.errors import classify_response, read_timeout_error
 from flask_campaign_retry.providers.mailgun.events import fold_events
-from flask_campaign_retry.providers.mailgun.provider import FormData, build_form
+from flask_campaign_retry.providers.mailgun.form import FormData, build_form
 from flask_campaign_retry.providers.sandbox.records import (
     AcceptedRecipient,
     RecordedCall,
