@@ -32,6 +32,7 @@ from flask_campaign_retry.policy.retrying import start_retry
 from flask_campaign_retry.queue.backend import QueueBackend
 from flask_campaign_retry.recovery.sweep import recover
 from flask_campaign_retry.state import EXTENSION_KEY, AppState, get_state
+from flask_campaign_retry.web.options import WEB_DEFAULTS, load_web_options
 from flask_campaign_retry.web.report import delivery_report
 from flask_campaign_retry.web.surfaces import register_surfaces
 
@@ -81,10 +82,11 @@ class CampaignRetry:
                 "init_app needs campaign_model=<your campaign model>, a db.Model subclass that "
                 "inherits CampaignMixin: `class Campaign(CampaignMixin, db.Model): ...`."
             )
-        for key, value in {**DEFAULTS, **WEBHOOK_DEFAULTS}.items():
+        for key, value in {**DEFAULTS, **WEBHOOK_DEFAULTS, **WEB_DEFAULTS}.items():
             app.config.setdefault(key, value)
         settings = load_settings(app.config)
         load_webhook_options(app.config)  # fail at start-up, not at the first alert
+        load_web_options(app.config)
         models = tracking_models(db, campaign_model)
         app.extensions[EXTENSION_KEY] = AppState(
             extension=self,

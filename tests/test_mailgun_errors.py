@@ -29,12 +29,12 @@ from flask_campaign_retry.providers.base import ProviderError
 from flask_campaign_retry.providers.mailgun.errors import (
     MAX_MESSAGE_CHARS,
     REDACTED,
-    classify_exception,
     classify_response,
     mailgun_message,
     parse_resume_time,
     redact,
 )
+from flask_campaign_retry.providers.mailgun.exceptions import classify_exception
 from flask_campaign_retry.statuses import FailureKind
 
 NOW = datetime(2026, 11, 29, 9, 15, tzinfo=UTC)

@@ -27,7 +27,7 @@ if [[ ! -x "$python" ]]; then
     echo "No Python environment at $python: run \`make install\` (or \`make demo\`) first." >&2
     exit 1
 fi
-if ! "$python" -c "import flask_login" 2>/dev/null; then
+if ! "$python" -c "import flask_login, flask_migrate, fakeredis" 2>/dev/null; then
     echo "Installing the example's requirements (flask-login) ..."
     "$python" -m pip install --quiet -r "$example_dir/requirements.txt"
 fi

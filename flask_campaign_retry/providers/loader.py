@@ -13,6 +13,8 @@ BUILT_IN = {
     "mailgun": "flask_campaign_retry.providers.mailgun.provider:MailgunProvider",
     "sandbox": "flask_campaign_retry.providers.sandbox.provider:SandboxProvider",
 }
+#: Top-level module of an optional dependency -> the extra that installs it.
+EXTRA_OF_DEPENDENCY = {"mailgun": "mailgun"}
 
 
 def _import(path: str) -> Any:
@@ -27,6 +29,12 @@ def _import(path: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        extra = next((e for dist, e in EXTRA_OF_DEPENDENCY.items() if dist == exc.name), None)
+        if extra is not None:
+            raise ConfigurationError(
+                f"CAMPAIGN_RETRY_PROVIDER {path!r} needs the {exc.name!r} package: "
+                f"pip install 'flask-campaign-retry[{extra}]'."
+            ) from exc
         raise ConfigurationError(
             f"CAMPAIGN_RETRY_PROVIDER {path!r}: cannot import {module_name!r} ({exc})."
         ) from exc

@@ -20,6 +20,7 @@ from rq import SimpleWorker
 from rq.scheduler import RQScheduler
 from rq.timeouts import TimerDeathPenalty
 
+from flask_campaign_retry.errors import ConfigurationError
 from flask_campaign_retry.queue.job_class import bound_job_class
 from flask_campaign_retry.state import get_state
 
@@ -80,7 +81,14 @@ def _work_until_stopped(worker: _ThreadWorker, stopping: threading.Event) -> Non
 
 
 def _start_server() -> tuple[Any, str]:
-    from fakeredis import TcpFakeServer
+    try:
+        from fakeredis import TcpFakeServer
+    except ImportError as exc:
+        raise ConfigurationError(
+            "CAMPAIGN_RETRY_REDIS_URL is not set, and the embedded development queue needs "
+            "fakeredis: pip install 'flask-campaign-retry[embedded]', or set "
+            "CAMPAIGN_RETRY_REDIS_URL to a real Redis."
+        ) from exc
 
     server = TcpFakeServer(("127.0.0.1", 0), server_type="redis")
     # fakeredis makes its connection threads non-daemon, which would keep the web process

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import has_request_context, request, url_for
+from flask import current_app, has_request_context, request, url_for
 
 from flask_campaign_retry.clock import utcnow
 from flask_campaign_retry.policy.eligibility import (
@@ -25,6 +25,7 @@ from flask_campaign_retry.policy.eligibility import (
 from flask_campaign_retry.state import AppState, get_state
 from flask_campaign_retry.statuses import EmailStatus, FailureKind, RecipientStatus
 from flask_campaign_retry.web.lookup import MAX_INTEGER_ID
+from flask_campaign_retry.web.options import load_web_options
 from flask_campaign_retry.web.report import RecipientPage, delivery_report, failed_recipients_page
 from flask_campaign_retry.web.security import csrf_field_name, csrf_token, is_allowed
 
@@ -91,6 +92,7 @@ class PanelView:
     csrf_token: str | None
     back_url: str | None
     now: datetime
+    stylesheet_url: str | None = None
     refresh_ms: int = REFRESH_INTERVAL_MS
 
     @property
@@ -157,14 +159,18 @@ class PanelView:
         return "" if value is None else value.isoformat(timespec="seconds") + "Z"
 
 
-def _page_urls(param: str, after: int | None, page: RecipientPage) -> tuple[str | None, ...]:
+def _page_urls(
+    param: str, after: int | None, page: RecipientPage, *, anchor: str
+) -> tuple[str | None, ...]:
+    """Keyset links of the failed-recipients table; they land on the table (``#anchor``),
+    not on the top of the host's page."""
     if not has_request_context():
         return None, None
     args = [(key, value) for key, value in request.args.items(multi=True) if key != param]
 
     def link(cursor: int | None) -> str:
         query = urlencode(args + ([(param, str(cursor))] if cursor is not None else []))
-        return request.path + (f"?{query}" if query else "")
+        return request.path + (f"?{query}" if query else "") + f"#{anchor}"
 
     next_url = link(page.next_after) if page.next_after is not None else None
     first_url = link(None) if after is not None else None
@@ -204,7 +210,9 @@ def build_panel(state: AppState, campaign: Any, *, now: datetime | None = None) 
         if can["view"]
         else RecipientPage([], None)
     )
-    next_page_url, first_page_url = _page_urls(page_param, after, failed)
+    next_page_url, first_page_url = _page_urls(
+        page_param, after, failed, anchor=f"cr-failures-{campaign.id}"
+    )
     status = EmailStatus(campaign.status)
     counts = report["recipients"]
     urls = {
@@ -230,7 +238,14 @@ def build_panel(state: AppState, campaign: Any, *, now: datetime | None = None) 
         csrf_token=csrf_token() if has_request_context() else None,
         back_url=request.full_path.rstrip("?") if has_request_context() else None,
         now=now,
+        stylesheet_url=_stylesheet_url(),
     )
+
+
+def _stylesheet_url() -> str | None:
+    if not has_request_context() or not load_web_options(current_app.config).panel_stylesheet:
+        return None
+    return url_for("campaign_retry.static", filename="campaign_retry/panel.css")
 
 
 def _empty_report(campaign: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Blueprint, Flask, flash, jsonify, redirect, request, url_for
+from flask import Blueprint, Flask, current_app, flash, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
@@ -38,11 +38,18 @@ from flask_campaign_retry.web.http_io import (
     wants_json,
 )
 from flask_campaign_retry.web.lookup import load_campaign
+from flask_campaign_retry.web.options import load_web_options
 from flask_campaign_retry.web.panel import campaign_retry_panel
 from flask_campaign_retry.web.report import delivery_report, failed_recipients_page
 from flask_campaign_retry.web.security import redirect_target, require_csrf, require_permission
 
-bp = Blueprint("campaign_retry", __name__, template_folder="templates")
+bp = Blueprint(
+    "campaign_retry",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/_campaign_retry_static",
+)
 bp.before_request(limit_request_body)
 bp.register_error_handler(HTTPException, handle_http_error)
 for _code in (400, 403, 404, 409, 413, 415, 500):
@@ -89,7 +96,7 @@ def _state_changing(
     except TransitionRefused as refusal:
         if json_client:
             raise Refused(refusal) from None
-        flash(refusal.reason, "error")
+        flash(refusal.reason, _flash_category("error"))
         return redirect(back, 303)
     if json_client:
         response = jsonify(body)
@@ -97,9 +104,13 @@ def _state_changing(
         if location is not None:
             response.headers["Location"] = location
         return response
-    flash(message, "success")
+    flash(message, _flash_category("success"))
     # A new campaign (clone) opens on the host's own page for it, when the host says where.
     return redirect(body.get("page_url") or back, 303)
+
+
+def _flash_category(outcome: str) -> str:
+    return load_web_options(current_app.config).flash_categories[outcome]
 
 
 def _back_url() -> str:

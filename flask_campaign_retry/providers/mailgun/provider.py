@@ -32,8 +32,9 @@ from flask_campaign_retry.providers.base import (
     OutgoingMessage,
     RecipientLookup,
 )
-from flask_campaign_retry.providers.mailgun.errors import classify_exception, classify_response
+from flask_campaign_retry.providers.mailgun.errors import classify_response
 from flask_campaign_retry.providers.mailgun.events import events_filters, fold_events, walk_events
+from flask_campaign_retry.providers.mailgun.exceptions import classify_exception
 from flask_campaign_retry.providers.mailgun.form import build_form
 
 log = logging.getLogger(__name__)
