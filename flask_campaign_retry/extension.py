@@ -26,6 +26,7 @@ from flask_campaign_retry.hooks import (
 from flask_campaign_retry.inbound.mailgun_webhook import register_mailgun_webhook
 from flask_campaign_retry.mixins import CampaignMixin
 from flask_campaign_retry.models import tracking_models
+from flask_campaign_retry.policy.adoption import Adoption, adopt_sent
 from flask_campaign_retry.policy.cloning import clone_campaign
 from flask_campaign_retry.policy.eligibility import retry_eligibility
 from flask_campaign_retry.policy.retrying import start_retry
@@ -220,6 +221,11 @@ class CampaignRetry:
         """Run one recovery sweep for the current app now (see :mod:`recovery`)."""
         self._state()
         return recover()
+
+    def adopt(self, sent_where: Any, *, dry_run: bool = False) -> Adoption:
+        """Mark as SENT the campaigns a host sent before adopting the extension (DRAFT, never
+        touched by it) that ``sent_where`` selects: SQL text or a SQLAlchemy condition."""
+        return adopt_sent(self._state(), sent_where, dry_run=dry_run)
 
     def models(self) -> Any:
         """The tracking models (recipient, batch, attempt) of the current app."""

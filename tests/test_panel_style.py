@@ -12,7 +12,15 @@ from flask import Flask
 
 from flask_campaign_retry import ConfigurationError
 from flask_campaign_retry.providers.sandbox.rules import FaultRule
-from tests.webapp import WEB_CONFIG, add_host_pages, csrf_token, draft, flashes, sent_with_faults
+from tests.webapp import (
+    WEB_CONFIG,
+    add_host_pages,
+    csrf_token,
+    draft,
+    flashes,
+    sent_with_faults,
+    set_columns,
+)
 
 LINK = re.compile(r'<link rel="stylesheet" href="([^"]+)">')
 
@@ -103,3 +111,14 @@ def test_the_failure_pager_lands_on_the_failure_table(
     assert len(next_links) == 1
     assert next_links[0].endswith(f"#cr-failures-{campaign.id}")
     assert f"cr_failed_{campaign.id}=" in next_links[0]
+
+
+def test_a_campaign_adopted_as_sent_says_it_has_no_record(
+    make_app: Callable[..., Flask], authorize: Any
+) -> None:
+    with _web_app(make_app) as app:
+        campaign = set_columns(draft(), status="SENT")
+        html = app.test_client().get(f"/host/campaigns/{campaign.id}").get_data(as_text=True)
+    assert "Sent before delivery tracking started" in html
+    assert "0 of 0 emails" not in html
+    assert "cr-button--send" not in html
