@@ -14,6 +14,7 @@ from flask_campaign_retry.config import DEFAULTS, load_settings
 from flask_campaign_retry.engine.sending import start_send
 from flask_campaign_retry.errors import ConfigurationError
 from flask_campaign_retry.hooks import (
+    AfterClone,
     Authorizer,
     CampaignUrl,
     CloneFields,
@@ -141,6 +142,13 @@ class CampaignRetry:
         """``campaign -> URL of the host's page for it``: a clone made from a form post opens
         on the new draft's page instead of going back."""
         self.hooks.campaign_url = func
+        return func
+
+    def after_clone(self, func: AfterClone) -> AfterClone:
+        """``(original, clone) -> None``, run in the clone's transaction before it commits:
+        copy what lives in the host's other tables (attachments, personalisation data), or
+        derive the clone's name. If it raises, no clone is created."""
+        self.hooks.after_clone = func
         return func
 
     def current_user(self, func: CurrentUser) -> CurrentUser:

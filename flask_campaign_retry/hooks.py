@@ -13,6 +13,7 @@ RecipientExcluder = Callable[[Any, list[str]], Iterable[str]]
 CloneFields = Callable[[Any], Iterable[str]]
 CurrentUser = Callable[[], str | None]
 CampaignUrl = Callable[[Any], str]
+AfterClone = Callable[[Any, Any], None]
 
 
 @dataclass
@@ -27,3 +28,4 @@ class Hooks:
     clone_fields: CloneFields | None = None
     current_user: CurrentUser | None = None
     campaign_url: CampaignUrl | None = None
+    after_clone: AfterClone | None = None

@@ -10,6 +10,7 @@ Receivers get the campaign as sender and keyword arguments (``attempt``, ``statu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from blinker import Namespace
@@ -23,6 +24,23 @@ campaign_partially_sent = _signals.signal("campaign-partially-sent")
 campaign_failed = _signals.signal("campaign-failed")
 retry_started = _signals.signal("retry-started")
 retries_exhausted = _signals.signal("retries-exhausted")
+#: One per batch whose recipients' outcomes were just committed. Sender: the app; keywords
+#: ``campaign_id``, ``attempt_id``, ``batch_id``, ``outcomes`` (a list of
+#: :class:`RecipientOutcome`). Hosts that keep their own per-recipient rows mirror them here.
+recipients_settled = _signals.signal("recipients-settled")
+
+
+@dataclass(frozen=True)
+class RecipientOutcome:
+    """The outcome of one recipient as written: status SENT, FAILED, UNCERTAIN or SKIPPED;
+    for FAILED the failure kind (transient/permanent/fatal), the provider's code and reason."""
+
+    email: str
+    status: str
+    failure_kind: str | None
+    error_code: int | None
+    error_message: str | None
+
 
 _BY_STATUS = {
     EmailStatus.SENT: campaign_sent,

@@ -15,6 +15,7 @@ from flask_campaign_retry.engine.addresses import address_problem
 from flask_campaign_retry.engine.finalize import finalize_attempt
 from flask_campaign_retry.engine.message import build_message
 from flask_campaign_retry.engine.outcomes import BatchOutcome, OutcomeWriter
+from flask_campaign_retry.engine.settled_signal import announce_settled
 from flask_campaign_retry.engine.submission import submit
 from flask_campaign_retry.policy.backoff import next_try_at
 from flask_campaign_retry.providers.base import BatchRecipient, BatchRef
@@ -197,7 +198,7 @@ def run_batch(batch_id: int) -> str:
         ref = BatchRef(campaign_id=campaign_id, attempt_id=attempt_id, batch_id=batch_id)
         outcome.result = submit(state.provider(current_app), message, to_send, ref)
         _plan_next_try(state, outcome, tries)
-    return _record(state, outcome)
+    return _record(state, campaign_id, outcome)
 
 
 def _plan_next_try(state: AppState, outcome: BatchOutcome, tries: int) -> None:
@@ -230,7 +231,7 @@ def _requeue(batch_id: int, at: datetime) -> None:
     )
 
 
-def _record(state: AppState, outcome: BatchOutcome) -> str:
+def _record(state: AppState, campaign_id: Any, outcome: BatchOutcome) -> str:
     session = state.db.session
     writer = OutcomeWriter(state)
     if not writer.settle_batch(outcome):
@@ -242,6 +243,9 @@ def _record(state: AppState, outcome: BatchOutcome) -> str:
     if outcome.reschedule_at is not None:
         _show_next_try(state, outcome.attempt_id, outcome.reschedule_at)
     session.commit()
+    announce_settled(
+        state, campaign_id, outcome.attempt_id, outcome.batch_id, outcome.all_claimed_ids
+    )
     if outcome.reschedule_at is not None:
         _requeue(outcome.batch_id, outcome.reschedule_at)
         return "rescheduled"

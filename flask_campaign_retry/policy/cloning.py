@@ -81,5 +81,12 @@ def clone_campaign(state: AppState, campaign: Any, *, only_unsent: bool = False)
         clone.total_recipients = session.execute(
             sa.select(sa.func.count()).select_from(recipients).where(r.campaign_id == clone.id)
         ).scalar_one()
+    after_clone = state.extension.hooks.after_clone
+    if after_clone is not None:
+        try:
+            after_clone(campaign, clone)
+        except BaseException:
+            session.rollback()
+            raise
     session.commit()
     return clone
