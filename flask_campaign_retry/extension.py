@@ -218,7 +218,7 @@ class CampaignRetry:
         return retry_eligibility(self._state(), campaign, include_uncertain=include_uncertain)
 
     def clone(self, campaign: Any, *, only_unsent: bool = False) -> Any:
-        """Copy ``campaign`` into a new DRAFT (see :func:`cloning.clone_campaign`)."""
+        """Copy ``campaign`` into a new DRAFT (see :func:`policy.cloning.clone_campaign`)."""
         return clone_campaign(self._state(), campaign, only_unsent=only_unsent)
 
     def delivery(self, campaign: Any) -> dict[str, Any]:
@@ -226,7 +226,7 @@ class CampaignRetry:
         return delivery_report(self._state(), campaign)
 
     def recover(self) -> Any:
-        """Run one recovery sweep for the current app now (see :mod:`recovery`)."""
+        """Run one recovery sweep for the current app now (see :mod:`recovery.sweep`)."""
         self._state()
         return recover()
 

@@ -1,6 +1,6 @@
 """The admin-webhook delivery job: one signed POST per try, its own backoff and rate limit.
 
-The RQ job :func:`deliver` carries only a delivery id (see :mod:`.webhook_store`); the signing
+The RQ job :func:`deliver` carries only a delivery id (see :mod:`.store`); the signing
 secret is read from the app's config at each try, so it is never stored in Redis, in a job
 payload or in a log record. Log records name the target as ``scheme://host:port`` only, because
 webhook URLs often carry a token in their path.
@@ -10,7 +10,7 @@ One try:
 1. a terminal delivery (``delivered``, ``refused``, ``gave_up``) is left alone, so a re-run of
    an abandoned job changes nothing; a per-delivery Redis lock keeps two jobs from trying at
    once;
-2. the address policy (:mod:`.webhook_targets`) is applied; a refused target is recorded with
+2. the address policy (:mod:`.targets`) is applied; a refused target is recorded with
    the reason, logged, and never contacted;
 3. the per-URL rate limit (a counter per minute) is checked; beyond it the try moves to a later
    minute without counting as a try (nothing is dropped);

@@ -2,8 +2,8 @@
 
 After an attempt is finalized (and committed), :func:`notify_attempt_finished` decides the
 events with :func:`events_for`, deduplicates them, stores one delivery per configured URL and
-enqueues an RQ job per delivery (:mod:`.webhook_delivery` sends it, signed as described in
-:mod:`.webhook_signing`, to an address allowed by :mod:`.webhook_targets`). It only talks to the
+enqueues an RQ job per delivery (:mod:`.delivery` sends it, signed as described in
+:mod:`.signing`, to an address allowed by :mod:`.targets`). It only talks to the
 database (one small query) and to Redis; it never waits on a receiver and never raises into its
 caller, because an alert must not break or slow the send it reports on.
 
@@ -40,7 +40,7 @@ Payload (JSON object, UTF-8, keys sorted; no secret is ever part of it)::
       "next_auto_retry_at": null        # set when an automatic retry is already planned
     }
 
-Verifying the signature on the receiving side is shown in :mod:`.webhook_signing`.
+Verifying the signature on the receiving side is shown in :mod:`.signing`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``flask campaign-retry ...``: workers and the campaign operations, from a terminal.
 
 The commands are thin wrappers over the functions the routes use (the :class:`CampaignRetry`
-methods, :func:`lookup.load_campaign`, :func:`report.delivery_report`). They do not ask the
+methods, :func:`web.lookup.load_campaign`, :func:`web.report.delivery_report`). They do not ask the
 ``authorize`` hook: whoever runs the CLI already holds the app's configuration. A refusal or an
 unknown id is a :class:`click.ClickException` (message on stderr, exit status 1).
 """

@@ -187,7 +187,7 @@ def _started(campaign: Any, attempt: Any) -> dict[str, Any]:
 
 @bp.get("/<campaign_id>/delivery")
 def delivery(campaign_id: str) -> ResponseReturnValue:
-    """The campaign's delivery report as JSON (see :func:`report.delivery_report`)."""
+    """The campaign's delivery report as JSON (see :func:`web.report.delivery_report`)."""
     state = get_state()
     campaign = _campaign_or_404(state, campaign_id)
     require_permission(state, campaign, "view")
