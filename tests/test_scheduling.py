@@ -87,6 +87,38 @@ def test_a_cancelled_campaign_is_never_started(app: Flask, mailgun: Any) -> None
     assert refused.value.code == "not_scheduled"
 
 
+def race(app: Flask, campaign_id: int, cancel_delay: float) -> dict[str, str]:
+    """The start job and a cancel, released together from two threads (two connections); the
+    cancel waits ``cancel_delay`` seconds in the database first, so both orders happen."""
+    barrier = threading.Barrier(2)
+    result: dict[str, str] = {}
+
+    def start() -> None:
+        with app.app_context():
+            barrier.wait()
+            result["start"] = start_due(get_state(), campaign_id)
+            hostapp.db.session.remove()
+
+    def cancel() -> None:
+        with app.app_context():
+            campaign = hostapp.db.session.get(hostapp.Campaign, campaign_id)
+            barrier.wait()
+            hostapp.db.session.execute(sa.text("SELECT pg_sleep(:s)"), {"s": cancel_delay})
+            try:
+                hostapp.retry.cancel_schedule(campaign)
+                result["cancel"] = "cancelled"
+            except TransitionRefused as exc:
+                result["cancel"] = exc.code
+            hostapp.db.session.remove()
+
+    threads = [threading.Thread(target=start), threading.Thread(target=cancel)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return result
+
+
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_cancel_racing_the_start_exactly_one_wins(make_app: Any, mailgun: Any) -> None:
     app = make_app()
@@ -98,32 +130,8 @@ def test_cancel_racing_the_start_exactly_one_wins(make_app: Any, mailgun: Any) -
         for _ in range(15):
             campaign = scheduled(hostapp.new_campaign("race"), due)
             ids.append(campaign.id)
-    for campaign_id in ids:
-        barrier = threading.Barrier(2)
-        result: dict[str, str] = {}
-
-        def start(campaign_id: int = campaign_id) -> None:
-            with app.app_context():
-                barrier.wait()
-                result["start"] = start_due(get_state(), campaign_id)
-                hostapp.db.session.remove()
-
-        def cancel(campaign_id: int = campaign_id) -> None:
-            with app.app_context():
-                campaign = hostapp.db.session.get(hostapp.Campaign, campaign_id)
-                barrier.wait()
-                try:
-                    hostapp.retry.cancel_schedule(campaign)
-                    result["cancel"] = "cancelled"
-                except TransitionRefused as exc:
-                    result["cancel"] = exc.code
-                hostapp.db.session.remove()
-
-        threads = [threading.Thread(target=start), threading.Thread(target=cancel)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
+    for i, campaign_id in enumerate(ids):
+        result = race(app, campaign_id, 0.0 if i % 2 else 0.05)
         with app.app_context():
             campaign = hostapp.db.session.get(hostapp.Campaign, campaign_id)
             n = len(attempts(campaign))
@@ -136,6 +144,16 @@ def test_cancel_racing_the_start_exactly_one_wins(make_app: Any, mailgun: Any) -
                 assert (campaign.status, n) == (EmailStatus.DRAFT, 0)
             outcomes.append(result["start"])
     assert len(outcomes) == 15
+
+
+def test_cancel_after_the_start_is_refused(app: Flask, mailgun: Any) -> None:
+    campaign = scheduled(draft(2), utcnow() - timedelta(seconds=1))
+    assert start_due(get_state(), campaign.id) == "started"
+    with pytest.raises(TransitionRefused) as refused:
+        hostapp.retry.cancel_schedule(reload(campaign))
+    assert refused.value.code == "already_started"
+    assert "its scheduled start already happened" in refused.value.reason
+    assert reload(campaign).status is EmailStatus.SENDING
 
 
 def test_overdue_after_downtime_within_grace_started_beyond_held(
