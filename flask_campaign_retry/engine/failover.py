@@ -52,6 +52,8 @@ log = logging.getLogger("flask_campaign_retry")
 
 EPOCH = datetime(1970, 1, 1)
 RATE_LIMIT_CODES = frozenset({420, 429})
+#: How long a closed breaker remembers a run of failures without a new one.
+RUN_MEMORY_SECONDS = 3600
 
 
 def is_outage(error: ProviderError) -> bool:
@@ -115,6 +117,9 @@ class Breaker:
         settings = self.state.settings
         failures = int(self.connection.hincrby(self.key, "failures", 1))
         data = self._read()
+        if "episode" not in data:
+            # A run is "in a row": a failure long ago followed by silence does not count.
+            self.connection.expire(self.key, RUN_MEMORY_SECONDS)
         open_until = now + timedelta(seconds=settings.breaker_cooldown)
         if "episode" in data:
             if float(data.get("open_until", "0")) <= _seconds(now):
@@ -128,6 +133,7 @@ class Breaker:
         if not self.connection.hsetnx(self.key, "episode", episode):
             return  # another worker opened it a moment ago
         self.connection.hset(self.key, "open_until", _seconds(open_until))
+        self.connection.persist(self.key)  # open until a probe succeeds, however long
         log.warning(
             "provider %s: %d outage-type failures in a row, failing over to %s until %s",
             self.provider,
