@@ -24,7 +24,7 @@ from flask_campaign_retry import (
 )
 from flask_campaign_retry.alerts.signing import verify_signature
 from flask_campaign_retry.clock import utcnow
-from flask_campaign_retry.engine.failover import Breaker, is_outage
+from flask_campaign_retry.engine.failover import Breaker, is_outage, with_failover
 from flask_campaign_retry.providers.sandbox.rules import FaultRule
 from flask_campaign_retry.state import get_state
 from tests import hostapp
@@ -91,6 +91,8 @@ def test_primary_down_for_the_whole_send_fallback_sends_everyone_once(
         campaign = reload(campaign)
         assert (campaign.status, campaign.successful_sends) == (EmailStatus.SENT, 60)
         assert {b.provider for b in batches(campaign)} == {"sandbox"}
+        report = hostapp.retry.delivery(campaign)
+        assert report["attempts"][0]["providers"] == {"sandbox": 6}
         [event] = provider_events(receiver)
         assert (event["event"], event["provider"], event["fallback_provider"]) == (
             "provider.failover",
@@ -246,3 +248,18 @@ def test_without_a_fallback_nothing_changes(app: Flask, mailgun: Any) -> None:
         ).scalar_one()
         == 0
     )
+
+
+def test_every_worker_sees_the_same_breaker(make_app: Callable[..., Flask], mailgun: Any) -> None:
+    """Two apps on the same Redis queue (two worker processes): one opens the breaker, the
+    other routes its next batch to the fallback."""
+    config = {"CAMPAIGN_RETRY_FALLBACK_PROVIDER": "sandbox", "CAMPAIGN_RETRY_BREAKER_THRESHOLD": 2}
+    first, second = make_app(**config), make_app(**config)
+    with first.app_context():
+        breaker = Breaker(get_state(), get_state().queue(first).connection, "mailgun")
+        breaker.failed(utcnow())
+        breaker.failed(utcnow())
+    with second.app_context():
+        state = get_state()
+        key, provider = with_failover(state, second, "mailgun", state.provider(second), 0)
+        assert (key, provider) == ("sandbox", state.fallback_provider(second))

@@ -136,6 +136,7 @@ def test_panel_button_says_how_many_and_shows_the_breakdown(
     assert "Not resent: 2 rejected for good" in page.text
     assert "Not resent: 1 with an unknown outcome (unless you include them)" in page.text
     assert "Not resent: 1 excluded now (unsubscribed or suppressed)" in page.text
+    assert "via mailgun" in page.text  # the attempt log names the provider that carried it
 
 
 def test_preview_pages_a_large_list_by_keyset(app: Flask, mailgun: Any) -> None:

@@ -87,9 +87,12 @@ def test_a_cancelled_campaign_is_never_started(app: Flask, mailgun: Any) -> None
     assert refused.value.code == "not_scheduled"
 
 
-def race(app: Flask, campaign_id: int, cancel_delay: float) -> dict[str, str]:
-    """The start job and a cancel, released together from two threads (two connections); the
-    cancel waits ``cancel_delay`` seconds in the database first, so both orders happen."""
+def race(
+    app: Flask, campaign_id: int, cancel_delay: float, move_to: datetime | None = None
+) -> dict[str, str]:
+    """The start job and a cancel (or, with ``move_to``, a reschedule), released together from
+    two threads (two connections); the other action first waits ``cancel_delay`` seconds in the
+    database, so both orders happen."""
     barrier = threading.Barrier(2)
     result: dict[str, str] = {}
 
@@ -105,8 +108,12 @@ def race(app: Flask, campaign_id: int, cancel_delay: float) -> dict[str, str]:
             barrier.wait()
             hostapp.db.session.execute(sa.text("SELECT pg_sleep(:s)"), {"s": cancel_delay})
             try:
-                hostapp.retry.cancel_schedule(campaign)
-                result["cancel"] = "cancelled"
+                if move_to is None:
+                    hostapp.retry.cancel_schedule(campaign)
+                    result["cancel"] = "cancelled"
+                else:
+                    hostapp.retry.schedule(campaign, move_to)
+                    result["cancel"] = "rescheduled"
             except TransitionRefused as exc:
                 result["cancel"] = exc.code
             hostapp.db.session.remove()
@@ -144,6 +151,31 @@ def test_cancel_racing_the_start_exactly_one_wins(make_app: Any, mailgun: Any) -
                 assert (campaign.status, n) == (EmailStatus.DRAFT, 0)
             outcomes.append(result["start"])
     assert len(outcomes) == 15
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_reschedule_racing_the_start_exactly_one_wins(make_app: Any, mailgun: Any) -> None:
+    app = make_app()
+    later = utcnow().replace(microsecond=0) + timedelta(days=1)
+    with app.app_context():
+        hostapp.add_subscribers("move", emails(2, prefix="move"))
+        due = utcnow() - timedelta(seconds=1)
+        ids = [scheduled(hostapp.new_campaign("move"), due).id for _ in range(10)]
+    for i, campaign_id in enumerate(ids):
+        result = race(app, campaign_id, 0.0 if i % 2 else 0.05, move_to=later)
+        with app.app_context():
+            campaign = hostapp.db.session.get(hostapp.Campaign, campaign_id)
+            n = len(attempts(campaign))
+            if result["start"] == "started":
+                assert result["cancel"] == "not_schedulable"
+                assert (campaign.status, n) == (EmailStatus.SENDING, 1)
+            else:
+                assert result["cancel"] == "rescheduled"
+                assert (campaign.status, campaign.scheduled_at, n) == (
+                    EmailStatus.SCHEDULED,
+                    later,
+                    0,
+                )
 
 
 def test_cancel_after_the_start_is_refused(app: Flask, mailgun: Any) -> None:
