@@ -7,8 +7,8 @@ It applies the same rules as the retry, in the same order, so the two agree:
 2. the batch job's per-recipient checks: the host's ``exclude_recipients`` hook (SKIPPED) and
    :func:`engine.addresses.address_problem` (FAILED permanent, never submitted).
 
-The retryable rows are read by keyset pages of :data:`CHUNK` and the hook is asked once per page,
-so a million-recipient campaign costs a thousand small queries and no memory per recipient. One
+The retryable rows are streamed by one query in partitions of :data:`CHUNK` (a server-side cursor
+on PostgreSQL) and the hook is asked once per partition, so memory does not grow with the list. One
 difference is stated, not hidden: a retry's preparation first asks the provider about UNCERTAIN
 recipients, and those the provider confirms never got the email become retryable then.
 """
@@ -142,17 +142,13 @@ def retry_preview(
     excluded = invalid = 0
     items: list[dict[str, Any]] = []
     next_after: int | None = None
-    last_id = 0
-    while True:
-        rows = session.execute(
-            sa.select(r.id, r.email, r.status, r.failure_kind, r.error_code, r.error_message)
-            .where(condition, r.id > last_id)
-            .order_by(r.id)
-            .limit(CHUNK)
-        ).all()
-        if not rows:
-            break
-        last_id = int(rows[-1].id)
+    result = session.execute(
+        sa.select(r.id, r.email, r.status, r.failure_kind, r.error_code, r.error_message)
+        .where(condition)
+        .order_by(r.id)
+        .execution_options(yield_per=CHUNK)
+    )
+    for rows in result.partitions():
         skip = set(hook(campaign, [row.email for row in rows])) if hook is not None else set()
         for row in rows:
             if row.email in skip:
