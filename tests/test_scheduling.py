@@ -319,6 +319,8 @@ def test_cli_schedule_and_cancel(web_app: Flask, mailgun: Any) -> None:
     assert result.exit_code == 0, result.output
     assert f"scheduled for {at.isoformat()}Z" in result.output
     assert reload(campaign).scheduled_at == at
+    status = runner.invoke(args=["campaign-retry", "status", str(campaign.id)])
+    assert f"Scheduled for: {at.isoformat()}Z" in status.output.splitlines()
     bad = runner.invoke(args=["campaign-retry", "schedule", str(campaign.id), "tomorrow"])
     assert bad.exit_code == 1 and "is not an ISO 8601 time" in bad.output
     result = runner.invoke(args=["campaign-retry", "schedule", str(campaign.id), "--cancel"])

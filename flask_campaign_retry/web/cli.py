@@ -95,6 +95,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         f"{report['successful_sends']} of {report['total_recipients']} emails sent successfully"
         f" ({report['delivered_count']} confirmed delivered)",
     ]
+    if report.get("scheduled_at") and report["status"] == "SCHEDULED":
+        lines.append(f"Scheduled for: {report['scheduled_at']}")
     counts = ", ".join(f"{name} {n}" for name, n in report["recipients"].items() if n)
     if counts:
         lines.append(f"Recipients: {counts}")
