@@ -21,7 +21,14 @@ from flask_campaign_retry.state import get_state
 from tests import hostapp
 from tests.helpers import attempts, drain, emails, kill_worker, reload, start_worker
 from tests.test_panel import render
-from tests.webapp import csrf_token, draft, json_headers, partially_sent, set_columns
+from tests.webapp import (
+    csrf_token,
+    draft,
+    flashes,
+    json_headers,
+    partially_sent,
+    set_columns,
+)
 
 
 def scheduled(campaign: Any, at: datetime) -> Any:
@@ -294,6 +301,15 @@ def test_schedule_route_form_field_at_utc_and_409_for_a_sent_campaign(
         data={"csrf_token": csrf_token(client), "at_utc": at.strftime("%Y-%m-%dT%H:%M")},
     )
     assert response.status_code == 303
+    assert reload(campaign).scheduled_at == at
+    # A past time from the form: back to the page with the reason, nothing changed.
+    past = client.post(
+        f"/campaigns/{campaign.id}/schedule",
+        data={"csrf_token": csrf_token(client), "at_utc": "2001-01-01T09:00", "next": "/back"},
+    )
+    assert (past.status_code, past.headers["Location"]) == (303, "/back")
+    [(category, message)] = flashes(client)[-1:]
+    assert category == "error" and "2001-01-01 09:00:00 UTC is in the past" in message
     assert reload(campaign).scheduled_at == at
     done = partially_sent(web_app, mailgun)
     refused = client.post(

@@ -198,11 +198,14 @@ def schedule(campaign_id: str) -> ResponseReturnValue:
             extension.cancel_schedule(campaign)
             body = {"campaign_id": campaign.id, "status": "DRAFT", "scheduled_at": None}
             return body, 200, "Schedule cancelled: the campaign is a draft again.", url
-        text = _schedule_time(fields)
         try:
-            when = extension.schedule(campaign, text)
-        except InvalidScheduleTime as exc:
-            raise InvalidField(str(exc)) from None
+            when = extension.schedule(campaign, _schedule_time(fields))
+        except (InvalidScheduleTime, InvalidField) as exc:
+            reason = exc.description if isinstance(exc, InvalidField) else str(exc)
+            if wants_json():
+                raise InvalidField(reason) from None
+            # A person at the panel's form: back to the page with the reason, nothing lost.
+            raise TransitionRefused("invalid_time", str(reason)) from None
         body = {
             "campaign_id": campaign.id,
             "status": "SCHEDULED",
