@@ -6,6 +6,7 @@ from flask_campaign_retry.alerts.signing import verify_signature
 from flask_campaign_retry.errors import (
     CampaignRetryError,
     ConfigurationError,
+    InvalidScheduleTime,
     NotInitializedError,
     TransitionRefused,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "ConfigurationError",
     "EmailStatus",
     "FailureKind",
+    "InvalidScheduleTime",
     "NotInitializedError",
     "OutgoingMessage",
     "Provider",

@@ -42,6 +42,10 @@ DEFAULTS: dict[str, Any] = {
     "CAMPAIGN_RETRY_RECONCILE_SETTLE_SECONDS": 1800.0,
     "CAMPAIGN_RETRY_SANDBOX_RULES": (),
     "CAMPAIGN_RETRY_SANDBOX_LATENCY": 0.0,
+    "CAMPAIGN_RETRY_SCHEDULE_GRACE": timedelta(hours=1),
+    "CAMPAIGN_RETRY_FALLBACK_PROVIDER": None,
+    "CAMPAIGN_RETRY_BREAKER_THRESHOLD": 5,
+    "CAMPAIGN_RETRY_BREAKER_COOLDOWN": 60.0,
 }
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
@@ -68,6 +72,10 @@ class Settings:
     admin_webhook_secret: str | None
     admin_webhook_threshold: int
     admin_webhook_allow_private: bool
+    schedule_grace: timedelta = timedelta(hours=1)
+    fallback_provider: str | None = None
+    breaker_threshold: int = 5
+    breaker_cooldown: float = 60.0
 
 
 def _int(config: Mapping[str, Any], key: str, low: int, high: int | None = None) -> int:
@@ -160,6 +168,17 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
             "CAMPAIGN_RETRY_ADMIN_WEBHOOK_URLS is set but CAMPAIGN_RETRY_ADMIN_WEBHOOK_SECRET is "
             "not: set a secret so receivers can verify the signature."
         )
+    fallback = config.get("CAMPAIGN_RETRY_FALLBACK_PROVIDER")
+    if fallback is not None and (not isinstance(fallback, str) or not fallback):
+        raise ConfigurationError(
+            "CAMPAIGN_RETRY_FALLBACK_PROVIDER must be a provider name ('mailgun', 'sandbox', ...) "
+            f"or a dotted path 'package.module:Class', or None for no failover; got {fallback!r}."
+        )
+    if fallback is not None and fallback == provider:
+        raise ConfigurationError(
+            f"CAMPAIGN_RETRY_FALLBACK_PROVIDER is {fallback!r}, the same as "
+            "CAMPAIGN_RETRY_PROVIDER: name a different provider, or set it to None."
+        )
     return Settings(
         window=window,
         max_retries=_int(config, "CAMPAIGN_RETRY_MAX_RETRIES", 0, 100),
@@ -178,4 +197,8 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         admin_webhook_secret=secret,
         admin_webhook_threshold=_int(config, "CAMPAIGN_RETRY_ADMIN_WEBHOOK_THRESHOLD", 1),
         admin_webhook_allow_private=_bool(config, "CAMPAIGN_RETRY_ADMIN_WEBHOOK_ALLOW_PRIVATE"),
+        schedule_grace=timedelta(seconds=_seconds(config, "CAMPAIGN_RETRY_SCHEDULE_GRACE", 0.0)),
+        fallback_provider=fallback,
+        breaker_threshold=_int(config, "CAMPAIGN_RETRY_BREAKER_THRESHOLD", 1, 1000),
+        breaker_cooldown=_seconds(config, "CAMPAIGN_RETRY_BREAKER_COOLDOWN", 1.0),
     )

@@ -25,3 +25,8 @@ class TransitionRefused(CampaignRetryError):
         super().__init__(reason)
         self.code = code
         self.reason = reason
+
+
+class InvalidScheduleTime(CampaignRetryError, ValueError):
+    """A time to schedule a campaign at is unparsable, has no time zone, or is not in the
+    future; the message says which and shows an accepted form."""

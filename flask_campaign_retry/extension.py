@@ -11,6 +11,8 @@ from flask import Flask
 from flask_campaign_retry import jobs  # noqa: F401 - loaded before any worker forks
 from flask_campaign_retry.alerts.config import WEBHOOK_DEFAULTS, load_webhook_options
 from flask_campaign_retry.config import DEFAULTS, load_settings
+from flask_campaign_retry.engine.preview import retry_preview
+from flask_campaign_retry.engine.scheduling import cancel_schedule, schedule_campaign
 from flask_campaign_retry.engine.sending import start_send
 from flask_campaign_retry.errors import ConfigurationError
 from flask_campaign_retry.hooks import (
@@ -216,6 +218,39 @@ class CampaignRetry:
     def retry_eligibility(self, campaign: Any, *, include_uncertain: bool = False) -> Any:
         """Whether :meth:`retry` would be allowed now, why not, deadline and attempts left."""
         return retry_eligibility(self._state(), campaign, include_uncertain=include_uncertain)
+
+    def schedule(self, campaign: Any, at: Any) -> Any:
+        """Send a DRAFT campaign at ``at`` (or move a SCHEDULED one to ``at``); returns the
+        stored time (naive UTC).
+
+        ``at`` is an aware ``datetime`` (any zone), a naive one taken as UTC, or an ISO 8601
+        string with a zone (``2026-12-24T09:00:00Z``). Raises :class:`InvalidScheduleTime`
+        for a time that is unparsable, without a zone (strings) or not in the future, and
+        :class:`TransitionRefused` when the campaign is neither DRAFT nor SCHEDULED.
+        """
+        state = self._state()
+        self._require_send_hooks()
+        return schedule_campaign(state, campaign, at)
+
+    def cancel_schedule(self, campaign: Any) -> None:
+        """Back from SCHEDULED to DRAFT; :class:`TransitionRefused` if the start already
+        happened (or it was not scheduled). A start and a cancel racing: exactly one wins."""
+        cancel_schedule(self._state(), campaign)
+
+    def retry_preview(
+        self,
+        campaign: Any,
+        *,
+        include_uncertain: bool = False,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> Any:
+        """Who :meth:`retry` would send to now (after the exclusion hook), grouped by reason,
+        a keyset page of them, and who it would not resend and why (see
+        :class:`engine.preview.RetryPreview`)."""
+        return retry_preview(
+            self._state(), campaign, include_uncertain=include_uncertain, after=after, limit=limit
+        )
 
     def clone(self, campaign: Any, *, only_unsent: bool = False) -> Any:
         """Copy ``campaign`` into a new DRAFT (see :func:`policy.cloning.clone_campaign`)."""

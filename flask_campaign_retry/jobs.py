@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask_campaign_retry.alerts.delivery import deliver
 from flask_campaign_retry.engine.batch_job import run_batch
+from flask_campaign_retry.engine.scheduling import run_scheduled_start
 from flask_campaign_retry.engine.sending import prepare_attempt as _prepare_attempt
 from flask_campaign_retry.policy.auto_retry import run_auto_retry
 from flask_campaign_retry.recovery.sweep import run_scheduled_recovery
@@ -36,3 +37,8 @@ def recover() -> str:
 def deliver_admin_alert(delivery_id: int) -> str:
     """POST one admin webhook delivery (retries itself with backoff)."""
     return deliver(delivery_id)
+
+
+def start_scheduled_campaign(campaign_id: int) -> str:
+    """Start a SCHEDULED campaign whose time has come (does nothing after a cancel)."""
+    return run_scheduled_start(campaign_id)

@@ -69,6 +69,8 @@ class CampaignMixin:
     last_attempt_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
     next_auto_retry_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
     current_attempt_id: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+    #: When a SCHEDULED campaign starts (naive UTC); kept after the start as a record.
+    scheduled_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
 
     @declared_attr
     def cloned_from_id(cls) -> Mapped[int | None]:

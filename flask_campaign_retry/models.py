@@ -132,6 +132,8 @@ def _declare(db: Any, campaign_model: type) -> TrackingModels:
         lease_until: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
         next_try_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
         provider_message_id: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+        #: Which provider carried the batch's last run (the primary or the fallback).
+        provider: Mapped[str | None] = mapped_column(sa.String(100), nullable=True)
         sent: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
         failed: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
         uncertain: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)

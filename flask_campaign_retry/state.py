@@ -42,6 +42,7 @@ class AppState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     _provider: Provider | None = None
     _queue: QueueBackend | None = None
+    _fallback: Provider | None = None
     embedded: Any = None
     queue_factory: Callable[[Flask, AppState], QueueBackend] = field(default=_no_queue)
 
@@ -51,6 +52,22 @@ class AppState:
             if self._provider is None:
                 self._provider = load_provider(self.settings.provider, app.config)
             return self._provider
+
+    def fallback_provider(self, app: Flask) -> Provider | None:
+        """The provider named by ``CAMPAIGN_RETRY_FALLBACK_PROVIDER`` (None when unset), built
+        on first use in this process."""
+        name = self.settings.fallback_provider
+        if name is None:
+            return None
+        with self.lock:
+            if self._fallback is None:
+                self._fallback = load_provider(name, app.config)
+            return self._fallback
+
+    def use_fallback_provider(self, provider: Provider) -> None:
+        """Replace the fallback provider (tests and hosts that build their own instance)."""
+        with self.lock:
+            self._fallback = provider
 
     def queue(self, app: Flask) -> QueueBackend:
         """The app's RQ queue, connected on first use in this process (by the factory that

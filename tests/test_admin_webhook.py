@@ -679,7 +679,7 @@ def test_delivery_options_are_validated() -> None:
         600.0,
         30,
     )
-    assert len(options.events) == 4
+    assert len(options.events) == 6  # four campaign events, two provider events
     for bad in (
         {"CAMPAIGN_RETRY_ADMIN_WEBHOOK_MAX_TRIES": 0},
         {"CAMPAIGN_RETRY_ADMIN_WEBHOOK_RATE_LIMIT": True},

@@ -137,10 +137,14 @@ def test_retry_in_the_panel_goes_through_sending_to_sent(
     assert counts, progress
     sent, total = int(counts[1]), int(counts[2])
     assert 0 < sent < total
-    retry = panel.get_by_role("button", name=re.compile(r"^Retry \(\d+ attempts? left\)$"))
-    label = re.fullmatch(r"Retry \((\d+) attempts? left\)", retry.inner_text().strip())
+    retry = panel.get_by_role(
+        "button", name=re.compile(r"^Retry \d+ recipients? \(\d+ attempts? left\)$")
+    )
+    label = re.fullmatch(
+        r"Retry (\d+) recipients? \((\d+) attempts? left\)", retry.inner_text().strip()
+    )
     assert label, retry.inner_text()
-    assert int(label[1]) == 3
+    assert (int(label[1]), int(label[2])) == (total - sent, 3)
     expect(panel.locator(".cr-failed-recipients tbody tr").first).to_contain_text(
         "temporary failure"
     )

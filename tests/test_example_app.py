@@ -53,7 +53,7 @@ def test_make_demo_serves_the_seeded_campaigns_and_keeps_users_apart(tmp_path: P
         )
         page = alice.get(f"{demo.url}/campaigns/{weekly_id}", timeout=10).text
         assert "<strong>190</strong> of <strong>240</strong> emails sent successfully" in page
-        assert "Retry (3 attempts left)" in page
+        assert "Retry 50 recipients (3 attempts left)" in page
 
         vip = delivery(alice, demo.url, mine["VIP early access"][0])
         assert (vip["status"], vip["successful_sends"], vip["total_recipients"]) == (

@@ -145,7 +145,7 @@ def test_partially_sent_offers_retry_with_countdown_failures_and_clone(
     assert retry == {
         "class": "cr-button cr-button--retry",
         "disabled": False,
-        "text": "Retry (3 attempts left)",
+        "text": "Retry 2 recipients (3 attempts left)",
     }
     assert f"Retry possible until {deadline:%Y-%m-%d %H:%M} UTC (21 h 30 min left)." in page.text
     assert "Recipients who did not get it (2)" in page.text
@@ -163,7 +163,7 @@ def test_failed_with_attempts_left(web_app: Flask, client: FlaskClient, mailgun:
     assert "0 of 6 emails sent successfully." in page.text
     retry = page.button("cr-button--retry")
     assert retry is not None and not retry["disabled"]
-    assert retry["text"] == "Retry (3 attempts left)"
+    assert retry["text"] == "Retry 6 recipients (3 attempts left)"
 
 
 def test_failed_without_attempts_left(web_app: Flask, client: FlaskClient, mailgun: Any) -> None:
@@ -211,8 +211,10 @@ def test_panel_uses_the_hosts_csrf_token_global(make_app: Any, authorize: Any) -
     with app.app_context():
         campaign = draft()
         client = app.test_client()
-        [form] = render(client, campaign).forms
-        assert form["fields"]["csrf_token"]
+        forms = render(client, campaign).forms
+        assert [f["action"].rsplit("/", 1)[1] for f in forms] == ["send", "schedule"]
+        form = forms[0]
+        assert form["fields"]["csrf_token"] and forms[1]["fields"]["csrf_token"]
         assert client.post(form["action"], data=form["fields"]).status_code == 303
         assert reload(campaign).status is EmailStatus.SENDING
 

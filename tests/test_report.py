@@ -68,6 +68,7 @@ def test_report_of_a_partially_sent_campaign(web_app: Flask, mailgun: Any) -> No
             "uncertain": 0,
         },
         "next_auto_retry_at": None,
+        "scheduled_at": None,
         "last_attempt_at": failed_at,
         "cloned_from_id": None,
         "failures": {
@@ -91,6 +92,7 @@ def test_report_of_a_partially_sent_campaign(web_app: Flask, mailgun: Any) -> No
         "failed": 2,
     }
     assert attempt["outcome"] == "PARTIALLY_SENT"
+    assert attempt["providers"] == {"mailgun": 3}  # which provider carried its 3 batches
     assert attempt["started_at"].endswith("Z") and attempt["ended_at"].endswith("Z")
 
 

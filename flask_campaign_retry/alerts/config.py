@@ -15,9 +15,10 @@ alert).
     Longest wait between two tries; must not be below the base.
 ``CAMPAIGN_RETRY_ADMIN_WEBHOOK_RATE_LIMIT`` (int >= 1, default 30)
     Deliveries per URL per minute; beyond it a delivery waits for a later minute (never dropped).
-``CAMPAIGN_RETRY_ADMIN_WEBHOOK_EVENTS`` (iterable of event names, default all four)
+``CAMPAIGN_RETRY_ADMIN_WEBHOOK_EVENTS`` (iterable of event names, default all six)
     Which events are sent: ``campaign.failed``, ``campaign.partially_sent``,
-    ``campaign.retries_exhausted``, ``campaign.repeated_failures``.
+    ``campaign.retries_exhausted``, ``campaign.repeated_failures``, ``provider.failover``,
+    ``provider.recovered``.
 """
 
 from __future__ import annotations
@@ -34,11 +35,15 @@ EVENT_FAILED = "campaign.failed"
 EVENT_PARTIALLY_SENT = "campaign.partially_sent"
 EVENT_RETRIES_EXHAUSTED = "campaign.retries_exhausted"
 EVENT_REPEATED_FAILURES = "campaign.repeated_failures"
+EVENT_PROVIDER_FAILOVER = "provider.failover"
+EVENT_PROVIDER_RECOVERED = "provider.recovered"
 ALL_EVENTS: tuple[str, ...] = (
     EVENT_FAILED,
     EVENT_PARTIALLY_SENT,
     EVENT_RETRIES_EXHAUSTED,
     EVENT_REPEATED_FAILURES,
+    EVENT_PROVIDER_FAILOVER,
+    EVENT_PROVIDER_RECOVERED,
 )
 
 MAX_TRIES = "CAMPAIGN_RETRY_ADMIN_WEBHOOK_MAX_TRIES"

@@ -12,6 +12,7 @@ from flask import current_app
 
 from flask_campaign_retry.clock import utcnow
 from flask_campaign_retry.engine.addresses import address_problem
+from flask_campaign_retry.engine.failover import with_failover
 from flask_campaign_retry.engine.finalize import finalize_attempt
 from flask_campaign_retry.engine.message import build_message
 from flask_campaign_retry.engine.outcomes import BatchOutcome, OutcomeWriter
@@ -196,7 +197,12 @@ def run_batch(batch_id: int) -> str:
             else:
                 to_send.append(recipient)
         ref = BatchRef(campaign_id=campaign_id, attempt_id=attempt_id, batch_id=batch_id)
-        outcome.result = submit(state.provider(current_app), message, to_send, ref)
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        key, provider = state.settings.provider, state.provider(app)
+        if to_send:  # an empty run must not spend the breaker's probe
+            key, provider = with_failover(state, app, key, provider, batch_id)
+        outcome.provider = key
+        outcome.result = submit(provider, message, to_send, ref)
         _plan_next_try(state, outcome, tries)
     return _record(state, campaign_id, outcome)
 

@@ -34,6 +34,8 @@ class BatchOutcome:
     all_claimed_ids: Sequence[int] = ()
     reschedule_at: datetime | None = None
     pause_until: datetime | None = None
+    #: Key of the provider that carried this run (recorded on the batch row).
+    provider: str | None = None
 
     def _deferred(self, group: GroupOutcome) -> bool:
         error = group.error
@@ -135,6 +137,8 @@ class OutcomeWriter:
         message_id = self._message_id(outcome)
         if message_id is not None:
             values["provider_message_id"] = message_id
+        if outcome.provider is not None:
+            values["provider"] = outcome.provider[:100]
         settled = self.session.execute(
             sa.update(self.batches)
             .where(

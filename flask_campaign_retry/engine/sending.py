@@ -24,17 +24,27 @@ log = logging.getLogger("flask_campaign_retry")
 SENDABLE = (EmailStatus.DRAFT, EmailStatus.SCHEDULED)
 
 
-def start_send(state: AppState, campaign: Any, triggered_by: str | None) -> Any:
+def start_send(
+    state: AppState,
+    campaign: Any,
+    triggered_by: str | None,
+    *,
+    only_if: sa.ColumnElement[bool] | None = None,
+) -> Any:
     """Move ``campaign`` from DRAFT/SCHEDULED to SENDING in one conditional UPDATE and queue the
     preparation of its first attempt. Raises :class:`TransitionRefused` (nothing written) if the
-    campaign is not in a sendable state."""
+    campaign is not in a sendable state. ``only_if`` adds a condition on the campaign row to the
+    same UPDATE (the scheduled start: still SCHEDULED for the time that is due)."""
     session = state.db.session
     models = state.models
     campaigns = models.campaign.__table__
     pk = campaigns.c.id
+    conditions = [pk == campaign.id, campaigns.c.status.in_(SENDABLE)]
+    if only_if is not None:
+        conditions.append(only_if)
     moved = session.execute(
         sa.update(campaigns)
-        .where(pk == campaign.id, campaigns.c.status.in_(SENDABLE))
+        .where(*conditions)
         .values(status=EmailStatus.SENDING, failure_reason=None, failed_at=None)
     )
     if moved.rowcount != 1:

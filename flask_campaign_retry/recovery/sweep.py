@@ -9,7 +9,10 @@ concurrently, or a sweep racing a slow but live worker, change each row once:
 2. UNCERTAIN recipients (from step 1 or from read timeouts) are reconciled with the provider's
    event log where the provider can do that: accepted → SENT, confirmed absent → retryable.
 3. An attempt whose batches have all settled but which was never finalized is finalized.
-4. When the queue is idle, work whose job was lost (a QUEUED batch long due, an unprepared
+4. SCHEDULED campaigns whose time passed while nothing ran (downtime, a lost job) are started
+   if they are still within ``CAMPAIGN_RETRY_SCHEDULE_GRACE``; older ones stay SCHEDULED with
+   the reason (``engine.scheduling.start_due``, the same compare-and-set as the start job).
+5. When the queue is idle, work whose job was lost (a QUEUED batch long due, an unprepared
    attempt, a missed automatic retry) is enqueued again; duplicates are harmless because only a
    claim can submit.
 """
@@ -26,6 +29,7 @@ from flask import Flask, current_app
 
 from flask_campaign_retry.clock import utcnow
 from flask_campaign_retry.engine.finalize import finalize_attempt, refresh_campaign_status
+from flask_campaign_retry.engine.scheduling import overdue_campaigns, start_due
 from flask_campaign_retry.queue.names import AUTO_RETRY_JOB, BATCH_JOB, PREPARE_JOB, RECOVERY_JOB
 from flask_campaign_retry.reconciliation.reconcile import reconcile_batches
 from flask_campaign_retry.state import AppState, get_state
@@ -48,6 +52,8 @@ class RecoveryReport:
     requeued_batches: list[int] = field(default_factory=list)
     requeued_attempts: list[int] = field(default_factory=list)
     requeued_auto_retries: list[Any] = field(default_factory=list)
+    started_scheduled: list[Any] = field(default_factory=list)
+    held_scheduled: list[Any] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +63,8 @@ class RecoveryReport:
             "requeued_batches": self.requeued_batches,
             "requeued_attempts": self.requeued_attempts,
             "requeued_auto_retries": self.requeued_auto_retries,
+            "started_scheduled": self.started_scheduled,
+            "held_scheduled": self.held_scheduled,
         }
 
 
@@ -169,8 +177,18 @@ def finalize_settled(state: AppState, report: RecoveryReport) -> None:
             report.finalized_attempts.append(int(attempt_id))
 
 
+def start_overdue_scheduled(state: AppState, now: datetime, report: RecoveryReport) -> None:
+    """Step 4: scheduled campaigns past their time: started within the grace, else held."""
+    for campaign_id in overdue_campaigns(state, now):
+        outcome = start_due(state, campaign_id, now)
+        if outcome == "started":
+            report.started_scheduled.append(campaign_id)
+        elif outcome == "too late":
+            report.held_scheduled.append(campaign_id)
+
+
 def requeue_lost_work(state: AppState, app: Flask, now: datetime, report: RecoveryReport) -> None:
-    """Step 3: when nothing waits in the queue, re-enqueue work whose job went missing."""
+    """Step 5: when nothing waits in the queue, re-enqueue work whose job went missing."""
     backend = state.queue(app)
     if backend.queue.count > 0:
         return
@@ -228,6 +246,7 @@ def recover(now: datetime | None = None) -> RecoveryReport:
     expire_leases(state, now, report)
     reconcile_settled_uncertain(state, now, report)
     finalize_settled(state, report)
+    start_overdue_scheduled(state, now, report)
     requeue_lost_work(state, app, now, report)
     if any(report.as_dict().values()):
         log.warning(

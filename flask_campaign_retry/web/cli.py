@@ -16,7 +16,12 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from flask_campaign_retry.errors import ConfigurationError, TransitionRefused
+from flask_campaign_retry.clock import isoformat_utc
+from flask_campaign_retry.errors import (
+    ConfigurationError,
+    InvalidScheduleTime,
+    TransitionRefused,
+)
 from flask_campaign_retry.queue.worker import make_worker
 from flask_campaign_retry.recovery.sweep import recover, schedule_recovery
 from flask_campaign_retry.state import AppState, get_state
@@ -90,6 +95,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         f"{report['successful_sends']} of {report['total_recipients']} emails sent successfully"
         f" ({report['delivered_count']} confirmed delivered)",
     ]
+    if report.get("scheduled_at") and report["status"] == "SCHEDULED":
+        lines.append(f"Scheduled for: {report['scheduled_at']}")
     counts = ", ".join(f"{name} {n}" for name, n in report["recipients"].items() if n)
     if counts:
         lines.append(f"Recipients: {counts}")
@@ -164,3 +171,27 @@ def clone_command(campaign_id: str, only_unsent: bool) -> None:
         raise click.ClickException(str(exc)) from None
     detail = f" with {copy.total_recipients} recipients" if only_unsent else ""
     click.echo(f"Cloned campaign {campaign.id} into draft {copy.id}{detail}.")
+
+
+@cli_group.command("schedule")
+@click.argument("campaign_id")
+@click.argument("when", required=False)
+@click.option("--cancel", is_flag=True, help="Cancel the schedule (back to DRAFT).")
+def schedule_command(campaign_id: str, when: str | None, cancel: bool) -> None:
+    """Send CAMPAIGN_ID at WHEN (ISO 8601 with a zone, e.g. 2026-12-24T09:00:00Z).
+
+    A SCHEDULED campaign moves to the new time; with --cancel it goes back to DRAFT.
+    """
+    state = get_state()
+    if cancel == (when is not None):
+        raise click.UsageError("Give either WHEN or --cancel.")
+    campaign = _campaign(state, campaign_id)
+    try:
+        if cancel:
+            state.extension.cancel_schedule(campaign)
+            click.echo(f"Schedule of campaign {campaign.id} cancelled: it is a draft again.")
+            return
+        at = state.extension.schedule(campaign, when)
+    except (TransitionRefused, ConfigurationError, InvalidScheduleTime) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Campaign {campaign.id} scheduled for {isoformat_utc(at)}.")

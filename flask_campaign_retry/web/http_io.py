@@ -23,7 +23,9 @@ from flask_campaign_retry.errors import TransitionRefused
 MAX_BODY_BYTES = 64 * 1024
 MAX_FORM_PARTS = 50
 #: Endpoints that always answer JSON, whatever the client accepts.
-JSON_ONLY_ENDPOINTS = frozenset({"campaign_retry.delivery", "campaign_retry.failures"})
+JSON_ONLY_ENDPOINTS = frozenset(
+    {"campaign_retry.delivery", "campaign_retry.failures", "campaign_retry.retry_preview"}
+)
 
 _TRUE = frozenset({"1", "true", "on", "yes", "y"})
 _FALSE = frozenset({"", "0", "false", "off", "no", "n"})

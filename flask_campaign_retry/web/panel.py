@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from flask import current_app, has_request_context, request, url_for
 
 from flask_campaign_retry.clock import utcnow
+from flask_campaign_retry.engine.preview import RetryPreview, retry_preview
 from flask_campaign_retry.policy.eligibility import (
     RETRYABLE_CAMPAIGN_STATUSES,
     RetryEligibility,
@@ -94,6 +95,20 @@ class PanelView:
     now: datetime
     stylesheet_url: str | None = None
     refresh_ms: int = REFRESH_INTERVAL_MS
+    scheduled_at: datetime | None = None
+    preview: RetryPreview | None = None
+
+    @property
+    def scheduled(self) -> bool:
+        return self.status == EmailStatus.SCHEDULED
+
+    @property
+    def retry_button_text(self) -> str:
+        """ "Retry 50 recipients (2 attempts left)" when a retry can start, else
+        "Retry (0 attempts left)" beside the reason it cannot."""
+        if self.preview is not None and self.retry_enabled and self.preview.would_send:
+            return self.preview.button_text
+        return f"Retry ({self.attempts_left_text})"
 
     @property
     def sending(self) -> bool:
@@ -214,10 +229,15 @@ def build_panel(state: AppState, campaign: Any, *, now: datetime | None = None) 
         page_param, after, failed, anchor=f"cr-failures-{campaign.id}"
     )
     status = EmailStatus(campaign.status)
+    preview = (
+        retry_preview(state, campaign, limit=1)
+        if can["view"] and status in RETRYABLE_CAMPAIGN_STATUSES
+        else None
+    )
     counts = report["recipients"]
     urls = {
         name: url_for(f"campaign_retry.{name}", campaign_id=str(campaign.id))
-        for name in ("retry", "clone", "send", "delivery")
+        for name in ("retry", "clone", "send", "delivery", "schedule")
     }
     return PanelView(
         campaign_id=campaign.id,
@@ -239,6 +259,8 @@ def build_panel(state: AppState, campaign: Any, *, now: datetime | None = None) 
         back_url=request.full_path.rstrip("?") if has_request_context() else None,
         now=now,
         stylesheet_url=_stylesheet_url(),
+        scheduled_at=getattr(campaign, "scheduled_at", None),
+        preview=preview,
     )
 
 

@@ -98,6 +98,7 @@ def attempt_history(state: AppState, campaign_id: Any) -> list[dict[str, Any]]:
         .where(a.campaign_id == campaign_id)
         .order_by(a.number)
     ).all()
+    carried = _providers_by_attempt(state, campaign_id)
     return [
         {
             "id": row.id,
@@ -113,9 +114,24 @@ def attempt_history(state: AppState, campaign_id: Any) -> list[dict[str, Any]]:
             "skipped": row.skipped,
             "outcome": row.outcome,
             "error_summary": row.error_summary,
+            "providers": carried.get(row.id, {}),
         }
         for row in rows
     ]
+
+
+def _providers_by_attempt(state: AppState, campaign_id: Any) -> dict[int, dict[str, int]]:
+    """attempt id -> {provider key: batches it carried} (one GROUP BY)."""
+    b = state.models.batch.__table__.c
+    rows = state.db.session.execute(
+        sa.select(b.attempt_id, b.provider, sa.func.count())
+        .where(b.campaign_id == campaign_id, b.provider.isnot(None))
+        .group_by(b.attempt_id, b.provider)
+    ).all()
+    carried: dict[int, dict[str, int]] = {}
+    for attempt_id, provider, count in rows:
+        carried.setdefault(int(attempt_id), {})[str(provider)] = int(count)
+    return carried
 
 
 def delivery_report(
@@ -151,6 +167,7 @@ def delivery_report(
         "max_retries": campaign.max_retries,
         "retry": eligibility.as_dict(),
         "next_auto_retry_at": isoformat_utc(campaign.next_auto_retry_at),
+        "scheduled_at": isoformat_utc(getattr(campaign, "scheduled_at", None)),
         "last_attempt_at": isoformat_utc(campaign.last_attempt_at),
         "cloned_from_id": campaign.cloned_from_id,
         "failures": failure_groups(state, campaign.id, limit=groups),

@@ -8,6 +8,8 @@ POST     ``/<id>/retry``        202 started, 403, 404, 409 (refused: code and re
 POST     ``/<id>/clone``        201 created with ``Location``, 403, 404, 409, 400
 GET      ``/<id>/delivery``     200 delivery report (JSON), 403, 404
 GET      ``/<id>/failures``     200 a page of failed recipients (JSON), 400, 403, 404
+POST     ``/<id>/schedule``     200 scheduled / cancelled, 403, 404, 409, 400 (bad time)
+GET      ``/<id>/retry-preview`` 200 who a retry would send to (JSON), 400, 403, 404
 =======  =====================  ===========================================================
 
 Each state-changing request goes: CSRF (400) -> campaign (404) -> ``authorize`` (403) ->
@@ -25,10 +27,12 @@ from flask import Blueprint, Flask, current_app, flash, jsonify, redirect, reque
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from flask_campaign_retry.errors import TransitionRefused
+from flask_campaign_retry.clock import isoformat_utc
+from flask_campaign_retry.errors import InvalidScheduleTime, TransitionRefused
 from flask_campaign_retry.state import AppState, get_state
 from flask_campaign_retry.web.http_io import (
     CampaignNotFound,
+    InvalidField,
     Refused,
     flag,
     handle_http_error,
@@ -39,7 +43,7 @@ from flask_campaign_retry.web.http_io import (
 )
 from flask_campaign_retry.web.lookup import load_campaign
 from flask_campaign_retry.web.options import load_web_options
-from flask_campaign_retry.web.panel import campaign_retry_panel
+from flask_campaign_retry.web.panel import campaign_retry_panel, display_time
 from flask_campaign_retry.web.report import delivery_report, failed_recipients_page
 from flask_campaign_retry.web.security import redirect_target, require_csrf, require_permission
 
@@ -173,6 +177,70 @@ def clone(campaign_id: str) -> ResponseReturnValue:
         return body, 201, message, location
 
     return _state_changing(campaign_id, "clone", perform)
+
+
+def _schedule_time(fields: Mapping[str, Any]) -> str:
+    """The ``at`` field (ISO 8601 with a zone), or ``at_utc`` (a zoneless time the form labels
+    as UTC, as an ``<input type="datetime-local">`` sends it)."""
+    at, at_utc = fields.get("at"), fields.get("at_utc")
+    if at is not None and at_utc is not None:
+        raise InvalidField("Give either at or at_utc, not both.")
+    value = at if at is not None else at_utc
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidField(
+            "at must be the time to send at, in ISO 8601 with a zone, e.g. 2026-12-24T09:00:00Z."
+        )
+    if at_utc is not None:
+        text = value.strip()
+        if text.endswith(("Z", "z")) or "+" in text[10:] or "-" in text[10:]:
+            raise InvalidField("at_utc is UTC already: leave out the zone, or use at instead.")
+        return text + "Z"
+    return value
+
+
+@bp.post("/<campaign_id>/schedule")
+def schedule(campaign_id: str) -> ResponseReturnValue:
+    """Schedule a DRAFT (or move a SCHEDULED) campaign to ``at``; ``cancel`` moves it back."""
+
+    def perform(campaign: Any, fields: Mapping[str, Any]) -> Outcome:
+        extension = get_state().extension
+        url = _delivery_url(campaign)
+        if flag(fields, "cancel"):
+            extension.cancel_schedule(campaign)
+            body = {"campaign_id": campaign.id, "status": "DRAFT", "scheduled_at": None}
+            return body, 200, "Schedule cancelled: the campaign is a draft again.", url
+        try:
+            when = extension.schedule(campaign, _schedule_time(fields))
+        except (InvalidScheduleTime, InvalidField) as exc:
+            reason = exc.description if isinstance(exc, InvalidField) else str(exc)
+            if wants_json():
+                raise InvalidField(reason) from None
+            # A person at the panel's form: back to the page with the reason, nothing lost.
+            raise TransitionRefused("invalid_time", str(reason)) from None
+        body = {
+            "campaign_id": campaign.id,
+            "status": "SCHEDULED",
+            "scheduled_at": isoformat_utc(when),
+            "delivery_url": url,
+        }
+        return body, 200, f"Scheduled for {display_time(when)}.", url
+
+    return _state_changing(campaign_id, "send", perform)
+
+
+@bp.get("/<campaign_id>/retry-preview")
+def retry_preview(campaign_id: str) -> ResponseReturnValue:
+    """Who a retry would send to now: ``?include_uncertain=1&after=<cursor>&limit=<1..200>``."""
+    state = get_state()
+    campaign = _campaign_or_404(state, campaign_id)
+    require_permission(state, campaign, "view")
+    include_uncertain = flag(request.args, "include_uncertain")
+    after = optional_int("after")
+    limit = optional_int("limit", minimum=1, maximum=200)
+    preview = state.extension.retry_preview(
+        campaign, include_uncertain=include_uncertain, after=after, limit=limit
+    )
+    return jsonify(preview.as_dict())
 
 
 def _started(campaign: Any, attempt: Any) -> dict[str, Any]:
