@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "CAMPAIGN_RETRY_RECONCILE_SETTLE_SECONDS": 1800.0,
     "CAMPAIGN_RETRY_SANDBOX_RULES": (),
     "CAMPAIGN_RETRY_SANDBOX_LATENCY": 0.0,
+    "CAMPAIGN_RETRY_CASEFOLD_DEDUPE": True,
 }
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
@@ -68,6 +69,8 @@ class Settings:
     admin_webhook_secret: str | None
     admin_webhook_threshold: int
     admin_webhook_allow_private: bool
+    #: Recipients whose addresses differ only in case are one recipient (the first one loaded).
+    casefold_dedupe: bool = True
 
 
 def _int(config: Mapping[str, Any], key: str, low: int, high: int | None = None) -> int:
@@ -178,4 +181,5 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         admin_webhook_secret=secret,
         admin_webhook_threshold=_int(config, "CAMPAIGN_RETRY_ADMIN_WEBHOOK_THRESHOLD", 1),
         admin_webhook_allow_private=_bool(config, "CAMPAIGN_RETRY_ADMIN_WEBHOOK_ALLOW_PRIVATE"),
+        casefold_dedupe=_bool(config, "CAMPAIGN_RETRY_CASEFOLD_DEDUPE"),
     )

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from flask_campaign_retry.alerts.delivery import deliver
 from flask_campaign_retry.engine.batch_job import run_batch
+from flask_campaign_retry.engine.refresh_job import run_refresh
 from flask_campaign_retry.engine.sending import prepare_attempt as _prepare_attempt
 from flask_campaign_retry.policy.auto_retry import run_auto_retry
 from flask_campaign_retry.recovery.sweep import run_scheduled_recovery
 
 
-def prepare_attempt(attempt_id: int) -> str:
-    """Snapshot or target an attempt's recipients and enqueue its batches."""
-    return _prepare_attempt(attempt_id)
+def prepare_attempt(attempt_id: int, tries: int = 0) -> str:
+    """Snapshot or target an attempt's recipients and enqueue its batches (``tries``: how many
+    earlier runs hit a passing database fault)."""
+    return _prepare_attempt(attempt_id, tries)
 
 
 def send_batch(batch_id: int) -> str:
@@ -36,3 +38,8 @@ def recover() -> str:
 def deliver_admin_alert(delivery_id: int) -> str:
     """POST one admin webhook delivery (retries itself with backoff)."""
     return deliver(delivery_id)
+
+
+def refresh_campaign(campaign_id: int) -> str:
+    """Recount a campaign whose recipients changed after its attempt ended (coalesced)."""
+    return run_refresh(campaign_id)
