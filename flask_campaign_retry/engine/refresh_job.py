@@ -22,9 +22,19 @@ def run_refresh(campaign_id: Any) -> str:
     return status.value if status is not None else "not refreshed"
 
 
+def _campaign_key(state: AppState, value: Any) -> Any:
+    """``value`` (a webhook carries ids as text) as the campaign key column's Python type."""
+    (key,) = state.models.campaign.__table__.primary_key.columns
+    try:
+        return key.type.python_type(value)
+    except (NotImplementedError, TypeError, ValueError):
+        return value
+
+
 def campaign_truth_changed(state: AppState, campaign_id: Any) -> None:
     """Recipient rows of ``campaign_id`` changed outside an attempt (committed already): have
     the campaign recounted soon, coalesced; recount at once when Redis cannot take the mark."""
+    campaign_id = _campaign_key(state, campaign_id)
     try:
         request_refresh(state, campaign_id)
     except RedisError as exc:
