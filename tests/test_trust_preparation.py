@@ -17,7 +17,7 @@ from flask_campaign_retry import EmailStatus, FailureKind, RecipientStatus
 from flask_campaign_retry.engine import snapshot
 from flask_campaign_retry.testing.fake_mailgun import FakeMailgun
 from tests import hostapp
-from tests.helpers import attempts, batches, drain, emails, recipient_rows, reload
+from tests.helpers import attempts, batches, drain, recipient_rows, reload
 
 GOOD = ["ann@example.com", "bea@example.com", "cid@example.com"]
 
