@@ -121,17 +121,18 @@ def _cancel_if_halted(state: AppState, batch_id: int) -> int | None:
     return attempt_id if settled >= total else None
 
 
-def _take_recipients(state: AppState, batch_id: int, campaign_id: Any) -> list[BatchRecipient]:
+def _take_recipients(
+    state: AppState, batch_id: int, campaign_id: Any = None
+) -> list[BatchRecipient]:
     recipients = state.models.recipient.__table__
     r = recipients.c
+    condition = sa.and_(r.batch_id == batch_id, r.status == RecipientStatus.PENDING)
+    if campaign_id is not None:
+        # A row of a deleted campaign may still name a batch id the database reused.
+        condition = sa.and_(condition, r.campaign_id == campaign_id)
     rows = state.db.session.execute(
         sa.update(recipients)
-        .where(
-            r.batch_id == batch_id,
-            r.status == RecipientStatus.PENDING,
-            # A row of a deleted campaign may still name a batch id the database reused.
-            r.campaign_id == campaign_id,
-        )
+        .where(condition)
         .values(status=RecipientStatus.SENDING)
         .returning(r.id, r.email, r.variables)
     ).all()
