@@ -199,7 +199,7 @@ def _delete_rows_with_campaign(campaign_model: type, *tracking: Any) -> None:
 
     PostgreSQL's ON DELETE CASCADE already does; SQLite does only with its foreign-key pragma
     on. Rows that a bulk or raw-SQL delete leaves behind are recognised by their incarnation
-    and discarded at the next first send of the id (``engine.incarnation``).
+    and discarded at the next first send of the id (``policy.incarnation``).
     """
 
     def after_delete(mapper: Any, connection: Any, target: Any) -> None:

@@ -212,3 +212,30 @@ def test_clone_of_the_unsent_is_refused_while_a_retry_runs(
     assert refused.value.code == "nothing_unsent"
     statuses = {row.status for row in recipient_rows(original).values()}
     assert statuses == {RecipientStatus.SENT}
+
+
+@pytest.mark.parametrize("way", DELETE_WAYS)
+def test_a_clone_that_gets_a_deleted_campaigns_id_holds_only_its_own_list(
+    app: Flask, mailgun: FakeMailgun, way: str
+) -> None:
+    original_id = partially_sent(app, mailgun).id  # main000000 and main000001 did not get it
+    hostapp.add_subscribers("old", ["main000000@example.com", "someone@example.org"])
+    old = hostapp.new_campaign("old", name="old")
+    hostapp.retry.send(old)
+    drain(app)
+    old_id = old.id
+    _delete(old_id, way)
+    mailgun.reset()
+
+    original = hostapp.db.session.get(hostapp.Campaign, original_id)
+    clone = hostapp.retry.clone(original, only_unsent=True)
+    if hostapp.db.engine.dialect.name == "sqlite":
+        assert clone.id == old_id
+    assert sorted(recipient_rows(clone)) == ["main000000@example.com", "main000001@example.com"]
+    hostapp.retry.send(clone)
+    drain(app)
+    assert sorted(mailgun.accepted_emails().elements()) == [
+        "main000000@example.com",
+        "main000001@example.com",
+    ]
+    assert reload(clone).status is EmailStatus.SENT

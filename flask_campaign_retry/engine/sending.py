@@ -10,7 +10,6 @@ from flask import current_app
 
 from flask_campaign_retry.clock import utcnow
 from flask_campaign_retry.engine.finalize import finalize_attempt
-from flask_campaign_retry.engine.incarnation import discard_stale_rows, ensure_incarnation
 from flask_campaign_retry.engine.message import build_message, message_to_dict
 from flask_campaign_retry.engine.message_checks import validate_message
 from flask_campaign_retry.engine.preparation_errors import BuilderFailed, preparation_reason
@@ -19,6 +18,7 @@ from flask_campaign_retry.engine.snapshot import snapshot_recipients
 from flask_campaign_retry.engine.targeting import has_recipient_rows, target_recipients
 from flask_campaign_retry.errors import TransitionRefused
 from flask_campaign_retry.policy.backoff import next_try_at
+from flask_campaign_retry.policy.incarnation import discard_stale_rows, ensure_incarnation
 from flask_campaign_retry.queue.names import BATCH_JOB, PREPARE_JOB
 from flask_campaign_retry.reconciliation.reconcile import reconcile_uncertain
 from flask_campaign_retry.state import AppState, get_state

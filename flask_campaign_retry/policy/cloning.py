@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from flask_campaign_retry.errors import ConfigurationError, TransitionRefused
 from flask_campaign_retry.mixins import CampaignMixin
+from flask_campaign_retry.policy.incarnation import discard_stale_rows, ensure_incarnation
 from flask_campaign_retry.state import AppState
 from flask_campaign_retry.statuses import EmailStatus, RecipientStatus
 
@@ -83,6 +84,8 @@ def clone_campaign(state: AppState, campaign: Any, *, only_unsent: bool = False)
     clone.cloned_from_id = campaign.id
     session.add(clone)
     session.flush()
+    # The database may have given the clone a deleted campaign's id: its rows are not ours.
+    discard_stale_rows(state, clone.id, ensure_incarnation(state, clone))
     if only_unsent:
         session.execute(
             sa.insert(recipients).from_select(
@@ -99,7 +102,7 @@ def clone_campaign(state: AppState, campaign: Any, *, only_unsent: bool = False)
                     sa.literal(clone.id, type_=r.campaign_id.type),
                     r.email,
                     r.email_key,
-                    # Ties the pre-filled rows to this clone row (see engine.incarnation).
+                    # Ties the pre-filled rows to this clone row (see policy.incarnation).
                     sa.literal(clone.retry_incarnation, type_=r.incarnation.type),
                     r.variables,
                     sa.literal(RecipientStatus.PENDING.value),
