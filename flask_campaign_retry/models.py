@@ -186,6 +186,7 @@ def _declare(db: Any, campaign_model: type) -> TrackingModels:
         delivered_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
 
     _delete_rows_with_campaign(campaign_model, CampaignRecipient, CampaignBatch, CampaignAttempt)
+    _stamp_attempt_incarnation(campaign_model, CampaignAttempt)
     return TrackingModels(
         campaign=campaign_model,
         recipient=CampaignRecipient,
@@ -209,3 +210,18 @@ def _delete_rows_with_campaign(campaign_model: type, *tracking: Any) -> None:
             connection.execute(sa.delete(table).where(table.c.campaign_id == campaign_id))
 
     sa.event.listen(campaign_model, "after_delete", after_delete)
+
+
+def _stamp_attempt_incarnation(campaign_model: type, attempt_model: Any) -> None:
+    """An attempt added through the ORM without ``incarnation`` gets its campaign row's, so every
+    code path that makes attempts ties them to the campaign row they belong to."""
+    campaigns = campaign_model.__table__  # type: ignore[attr-defined]
+    (key,) = campaigns.primary_key.columns
+
+    def before_insert(mapper: Any, connection: Any, target: Any) -> None:
+        if target.incarnation is None:
+            target.incarnation = connection.execute(
+                sa.select(campaigns.c.retry_incarnation).where(key == target.campaign_id)
+            ).scalar()
+
+    sa.event.listen(attempt_model, "before_insert", before_insert)

@@ -239,3 +239,11 @@ def test_a_clone_that_gets_a_deleted_campaigns_id_holds_only_its_own_list(
         "main000001@example.com",
     ]
     assert reload(clone).status is EmailStatus.SENT
+
+
+def test_an_attempt_added_without_an_incarnation_gets_its_campaigns(app: Flask) -> None:
+    campaign = hostapp.new_campaign("x")
+    attempt = get_state().models.attempt(campaign_id=campaign.id, number=1, trigger="initial")
+    hostapp.db.session.add(attempt)
+    hostapp.db.session.commit()
+    assert attempt.incarnation == campaign.retry_incarnation is not None
