@@ -160,6 +160,9 @@ def _preparation_failed(state: AppState, attempt_id: int, exc: Exception, tries:
     """Run the preparation again later after a passing fault, else fail the attempt honestly."""
     settings = state.settings
     runs = tries + 1
+    if _prepared_elsewhere(state, attempt_id):
+        # A duplicate job prepared it first (our INSERTs then met its rows): nothing is wrong.
+        return "prepared by another job"
     if is_transient(exc) and runs < settings.batch_max_tries:
         at = next_try_at(utcnow(), runs, settings.backoff_base, settings.backoff_cap)
         log.warning(
@@ -175,6 +178,19 @@ def _preparation_failed(state: AppState, attempt_id: int, exc: Exception, tries:
     log.error("preparing attempt %s failed", attempt_id, exc_info=exc)
     _fail_preparation(state, attempt_id, preparation_reason(exc, runs))
     return "failed"
+
+
+def _prepared_elsewhere(state: AppState, attempt_id: int) -> bool:
+    attempts = state.models.attempt.__table__
+    try:
+        prepared = state.db.session.execute(
+            sa.select(attempts.c.prepared).where(attempts.c.id == attempt_id)
+        ).scalar()
+        state.db.session.rollback()
+    except Exception:  # noqa: BLE001 - the database is still unreachable: decide without it
+        _rollback(state)
+        return False
+    return bool(prepared)
 
 
 def _halt(state: AppState, attempt_id: int, reason: str) -> None:
