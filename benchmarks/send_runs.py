@@ -123,6 +123,7 @@ def _bulk_snapshot(app: Flask, campaign: Any) -> list[list[BatchRecipient]]:
                 {
                     "campaign_id": campaign_id,
                     "email": item["email"],
+                    "email_key": item["email"].casefold(),
                     "variables": item["variables"],
                     "status": RecipientStatus.PENDING,
                 }

@@ -46,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "CAMPAIGN_RETRY_FALLBACK_PROVIDER": None,
     "CAMPAIGN_RETRY_BREAKER_THRESHOLD": 5,
     "CAMPAIGN_RETRY_BREAKER_COOLDOWN": 60.0,
+    "CAMPAIGN_RETRY_CASEFOLD_DEDUPE": True,
 }
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
@@ -76,6 +77,8 @@ class Settings:
     fallback_provider: str | None = None
     breaker_threshold: int = 5
     breaker_cooldown: float = 60.0
+    #: Recipients whose addresses differ only in case are one recipient (the first one loaded).
+    casefold_dedupe: bool = True
 
 
 def _int(config: Mapping[str, Any], key: str, low: int, high: int | None = None) -> int:
@@ -201,4 +204,5 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         fallback_provider=fallback,
         breaker_threshold=_int(config, "CAMPAIGN_RETRY_BREAKER_THRESHOLD", 1, 1000),
         breaker_cooldown=_seconds(config, "CAMPAIGN_RETRY_BREAKER_COOLDOWN", 1.0),
+        casefold_dedupe=_bool(config, "CAMPAIGN_RETRY_CASEFOLD_DEDUPE"),
     )

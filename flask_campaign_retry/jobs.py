@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from flask_campaign_retry.alerts.delivery import deliver
 from flask_campaign_retry.engine.batch_job import run_batch
+from flask_campaign_retry.engine.refresh_job import run_refresh
 from flask_campaign_retry.engine.scheduling import run_scheduled_start
 from flask_campaign_retry.engine.sending import prepare_attempt as _prepare_attempt
 from flask_campaign_retry.policy.auto_retry import run_auto_retry
 from flask_campaign_retry.recovery.sweep import run_scheduled_recovery
 
 
-def prepare_attempt(attempt_id: int) -> str:
-    """Snapshot or target an attempt's recipients and enqueue its batches."""
-    return _prepare_attempt(attempt_id)
+def prepare_attempt(attempt_id: int, tries: int = 0) -> str:
+    """Snapshot or target an attempt's recipients and enqueue its batches (``tries``: how many
+    earlier runs hit a passing database fault)."""
+    return _prepare_attempt(attempt_id, tries)
 
 
 def send_batch(batch_id: int) -> str:
@@ -42,3 +44,8 @@ def deliver_admin_alert(delivery_id: int) -> str:
 def start_scheduled_campaign(campaign_id: int) -> str:
     """Start a SCHEDULED campaign whose time has come (does nothing after a cancel)."""
     return run_scheduled_start(campaign_id)
+
+
+def refresh_campaign(campaign_id: int) -> str:
+    """Recount a campaign whose recipients changed after its attempt ended (coalesced)."""
+    return run_refresh(campaign_id)

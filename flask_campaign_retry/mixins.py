@@ -8,6 +8,7 @@ DRAFT with no retries used; ``flask campaign-retry adopt`` marks the ones alread
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +30,11 @@ def _default_max_retries() -> int:
         if isinstance(value, int):
             return value
     return DEFAULT_MAX_RETRIES
+
+
+def new_incarnation() -> str:
+    """A random marker for one campaign row (see ``CampaignMixin.retry_incarnation``)."""
+    return uuid.uuid4().hex
 
 
 class CampaignMixin:
@@ -71,6 +77,11 @@ class CampaignMixin:
     current_attempt_id: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
     #: When a SCHEDULED campaign starts (naive UTC); kept after the start as a record.
     scheduled_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
+    #: Random per campaign row: the extension's rows carry it, so rows left behind by a deleted
+    #: campaign whose id the database reuses are recognised as stale and never sent to.
+    retry_incarnation: Mapped[str | None] = mapped_column(
+        sa.String(32), nullable=True, default=new_incarnation
+    )
 
     @declared_attr
     def cloned_from_id(cls) -> Mapped[int | None]:

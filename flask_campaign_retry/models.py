@@ -100,6 +100,8 @@ def _declare(db: Any, campaign_model: type) -> TrackingModels:
         paused_until: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
         #: The message every batch of the attempt sends, built once when it is prepared.
         message: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
+        #: The campaign row's ``retry_incarnation`` when the attempt was made.
+        incarnation: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
 
     class CampaignBatch(db.Model):  # type: ignore[misc]
         """A slice of an attempt's recipients submitted in one provider call."""
@@ -149,7 +151,9 @@ def _declare(db: Any, campaign_model: type) -> TrackingModels:
 
         __tablename__ = f"{p}_recipient"
         __table_args__ = (
-            sa.UniqueConstraint("campaign_id", "email", name=f"uq_{p}_recipient_campaign_email"),
+            sa.UniqueConstraint(
+                "campaign_id", "email_key", name=f"uq_{p}_recipient_campaign_email_key"
+            ),
             sa.Index(f"ix_{p}_recipient_campaign_status", "campaign_id", "status"),
             sa.Index(f"ix_{p}_recipient_batch_status", "batch_id", "status"),
         )
@@ -161,6 +165,11 @@ def _declare(db: Any, campaign_model: type) -> TrackingModels:
             nullable=False,
         )
         email: Mapped[str] = mapped_column(sa.String(320), nullable=False)
+        #: What duplicates are recognised by: the case-folded address (or the address itself
+        #: with CAMPAIGN_RETRY_CASEFOLD_DEDUPE off).
+        email_key: Mapped[str] = mapped_column(sa.String(320), nullable=False)
+        #: The campaign row's ``retry_incarnation`` this row was frozen (or pre-filled) for.
+        incarnation: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
         variables: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
         status: Mapped[RecipientStatus] = mapped_column(
             RECIPIENT_STATUS, nullable=False, default=RecipientStatus.PENDING
@@ -178,9 +187,43 @@ def _declare(db: Any, campaign_model: type) -> TrackingModels:
         sent_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
         delivered_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
 
+    _delete_rows_with_campaign(campaign_model, CampaignRecipient, CampaignBatch, CampaignAttempt)
+    _stamp_attempt_incarnation(campaign_model, CampaignAttempt)
     return TrackingModels(
         campaign=campaign_model,
         recipient=CampaignRecipient,
         batch=CampaignBatch,
         attempt=CampaignAttempt,
     )
+
+
+def _delete_rows_with_campaign(campaign_model: type, *tracking: Any) -> None:
+    """When the ORM deletes a campaign, delete its tracking rows in the same transaction.
+
+    PostgreSQL's ON DELETE CASCADE already does; SQLite does only with its foreign-key pragma
+    on. Rows that a bulk or raw-SQL delete leaves behind are recognised by their incarnation
+    and discarded at the next first send of the id (``policy.incarnation``).
+    """
+
+    def after_delete(mapper: Any, connection: Any, target: Any) -> None:
+        campaign_id = mapper.primary_key_from_instance(target)[0]
+        for model in tracking:
+            table = model.__table__
+            connection.execute(sa.delete(table).where(table.c.campaign_id == campaign_id))
+
+    sa.event.listen(campaign_model, "after_delete", after_delete)
+
+
+def _stamp_attempt_incarnation(campaign_model: type, attempt_model: Any) -> None:
+    """An attempt added through the ORM without ``incarnation`` gets its campaign row's, so every
+    code path that makes attempts ties them to the campaign row they belong to."""
+    campaigns = campaign_model.__table__  # type: ignore[attr-defined]
+    (key,) = campaigns.primary_key.columns
+
+    def before_insert(mapper: Any, connection: Any, target: Any) -> None:
+        if target.incarnation is None:
+            target.incarnation = connection.execute(
+                sa.select(campaigns.c.retry_incarnation).where(key == target.campaign_id)
+            ).scalar()
+
+    sa.event.listen(attempt_model, "before_insert", before_insert)

@@ -15,7 +15,9 @@ from flask_campaign_retry.engine.addresses import address_problem
 from flask_campaign_retry.engine.failover import with_failover
 from flask_campaign_retry.engine.finalize import finalize_attempt
 from flask_campaign_retry.engine.message import build_message
+from flask_campaign_retry.engine.message_checks import header_variables, recipient_problem
 from flask_campaign_retry.engine.outcomes import BatchOutcome, OutcomeWriter
+from flask_campaign_retry.engine.reasons import describe
 from flask_campaign_retry.engine.settled_signal import announce_settled
 from flask_campaign_retry.engine.submission import submit
 from flask_campaign_retry.policy.backoff import next_try_at
@@ -121,12 +123,18 @@ def _cancel_if_halted(state: AppState, batch_id: int) -> int | None:
     return attempt_id if settled >= total else None
 
 
-def _take_recipients(state: AppState, batch_id: int) -> list[BatchRecipient]:
+def _take_recipients(
+    state: AppState, batch_id: int, campaign_id: Any = None
+) -> list[BatchRecipient]:
     recipients = state.models.recipient.__table__
     r = recipients.c
+    condition = sa.and_(r.batch_id == batch_id, r.status == RecipientStatus.PENDING)
+    if campaign_id is not None:
+        # A row of a deleted campaign may still name a batch id the database reused.
+        condition = sa.and_(condition, r.campaign_id == campaign_id)
     rows = state.db.session.execute(
         sa.update(recipients)
-        .where(r.batch_id == batch_id, r.status == RecipientStatus.PENDING)
+        .where(condition)
         .values(status=RecipientStatus.SENDING)
         .returning(r.id, r.email, r.variables)
     ).all()
@@ -176,23 +184,26 @@ def run_batch(batch_id: int) -> str:
             return "waiting"
         return "not claimable"
     campaign_id, attempt_id, tries, frozen_message = claimed
-    recipients = _take_recipients(state, batch_id)
+    recipients = _take_recipients(state, batch_id, campaign_id)
     session.commit()
 
     outcome = BatchOutcome(batch_id, attempt_id, token, all_claimed_ids=[r.id for r in recipients])
     campaign = _LazyCampaign(state, campaign_id)
     try:
         message = build_message(frozen_message)
+        in_headers = header_variables(message)
         excluded = _exclusions(state, campaign, recipients)
     except Exception as exc:
         log.exception("host hook failed for campaign %s batch %s", campaign_id, batch_id)
-        outcome.builder_error = f"the host's hook raised {type(exc).__name__}: {exc}"[:500]
+        outcome.builder_error = f"the host's hook raised {describe(exc)}"[:500]
     else:
         to_send: list[BatchRecipient] = []
         for recipient in recipients:
             if recipient.email in excluded:
                 outcome.skipped_ids.append(recipient.id)
-            elif (problem := address_problem(recipient.email)) is not None:
+            elif problem := (
+                address_problem(recipient.email) or recipient_problem(recipient, in_headers)
+            ):
                 outcome.invalid.append((recipient.id, problem))
             else:
                 to_send.append(recipient)

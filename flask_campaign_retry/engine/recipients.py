@@ -54,3 +54,32 @@ def iter_recipients(items: Iterable[Any]) -> Iterator[tuple[str, dict[str, Any]]
     for item in items:
         email, variables = _pair(item)
         yield normalize_email(email), variables
+
+
+#: Longest address a recipient row stores (the ``email`` column's length).
+MAX_STORED_ADDRESS = 320
+
+
+def dedupe_key(email: str, casefold: bool) -> str:
+    """The key duplicates are recognised by: ``Bob@Example.COM`` and ``bob@example.com`` are one
+    mailbox in practice, so by default the key is the case-folded address (the address itself
+    is sent as given). A key that case folding lengthens past the column keeps the address."""
+    if not casefold:
+        return email
+    folded = email.casefold()
+    return folded if len(folded) <= MAX_STORED_ADDRESS else email
+
+
+def storable_address(email: str) -> str:
+    """A form of an address every database can store: what an invalid address's row shows.
+
+    Characters no database column takes (NUL, lone surrogates) and other control characters
+    become ``\\uXXXX`` escapes, and an over-long address is cut, marked with an ellipsis.
+    """
+    safe = "".join(
+        f"\\u{ord(char):04x}" if ord(char) < 32 or 0xD800 <= ord(char) <= 0xDFFF else char
+        for char in email
+    )
+    if len(safe) > MAX_STORED_ADDRESS:
+        safe = safe[: MAX_STORED_ADDRESS - 1] + "\u2026"
+    return safe

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from flask_campaign_retry.clock import isoformat_utc
+from flask_campaign_retry.engine.not_submitted import not_submitted
 from flask_campaign_retry.providers.base import (
     BatchRecipient,
     BatchRef,
@@ -66,6 +67,9 @@ def _call(
     except ProviderError as refused:
         outcome = GroupOutcome(group, error=refused)
         status = refused.code
+    except Exception as exc:  # noqa: BLE001 - raised before any request left: not submitted
+        outcome = GroupOutcome(group, error=not_submitted(provider, exc))
+        status = None
     else:
         outcome = GroupOutcome(group, message_id=accepted.message_id)
         status = accepted.http_status

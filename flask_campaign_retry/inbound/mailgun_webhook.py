@@ -39,6 +39,7 @@ from redis.exceptions import RedisError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from flask_campaign_retry.clock import as_naive_utc
+from flask_campaign_retry.engine.refresh_job import campaign_truth_changed
 from flask_campaign_retry.providers.base import LookupOutcome
 from flask_campaign_retry.providers.mailgun.events import (
     ATTEMPT_VAR,
@@ -206,6 +207,9 @@ def mailgun() -> ResponseReturnValue:
     )
     if applied is Applied.UNKNOWN:
         return _answer(200, "ignored", "no batch and recipient of ours match these ids")
+    if applied is Applied.CHANGED:
+        # The campaign's status and counters follow its recipients (coalesced recount).
+        campaign_truth_changed(state, target.campaign_id)
     return _answer(200, applied.value)
 
 

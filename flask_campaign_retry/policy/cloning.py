@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from flask_campaign_retry.errors import ConfigurationError, TransitionRefused
 from flask_campaign_retry.mixins import CampaignMixin
+from flask_campaign_retry.policy.incarnation import discard_stale_rows, ensure_incarnation
 from flask_campaign_retry.state import AppState
 from flask_campaign_retry.statuses import EmailStatus, RecipientStatus
 
@@ -42,6 +43,22 @@ def clone_field_names(state: AppState, campaign: Any) -> list[str]:
     ]
 
 
+def _refuse_while_sending(state: AppState, campaign: Any) -> None:
+    """Who did not get the email is not known while an attempt runs: a clone made now would
+    copy recipients the running attempt is about to send to, and both would mail them."""
+    campaigns = state.models.campaign.__table__
+    (key,) = campaigns.primary_key.columns
+    status = state.db.session.execute(
+        sa.select(campaigns.c.status).where(key == campaign.id)
+    ).scalar()
+    if status is not None and EmailStatus(status) is EmailStatus.SENDING:
+        raise TransitionRefused(
+            "clone_while_sending",
+            "The campaign is sending: who did not get it is known only when the attempt ends. "
+            "Clone with only_unsent once it has finished.",
+        )
+
+
 def clone_campaign(state: AppState, campaign: Any, *, only_unsent: bool = False) -> Any:
     """Create and commit a DRAFT copy of ``campaign``; the original is not modified.
 
@@ -53,6 +70,8 @@ def clone_campaign(state: AppState, campaign: Any, *, only_unsent: bool = False)
     recipients = state.models.recipient.__table__
     r = recipients.c
     unsent = sa.and_(r.campaign_id == campaign.id, r.status.in_(NOT_RECEIVED))
+    if only_unsent:
+        _refuse_while_sending(state, campaign)
     if only_unsent and not session.execute(sa.select(sa.literal(1)).where(unsent).limit(1)).first():
         raise TransitionRefused(
             "nothing_unsent",
@@ -65,13 +84,26 @@ def clone_campaign(state: AppState, campaign: Any, *, only_unsent: bool = False)
     clone.cloned_from_id = campaign.id
     session.add(clone)
     session.flush()
+    # The database may have given the clone a deleted campaign's id: its rows are not ours.
+    discard_stale_rows(state, clone.id, ensure_incarnation(state, clone))
     if only_unsent:
         session.execute(
             sa.insert(recipients).from_select(
-                ["campaign_id", "email", "variables", "status", "submissions"],
+                [
+                    "campaign_id",
+                    "email",
+                    "email_key",
+                    "incarnation",
+                    "variables",
+                    "status",
+                    "submissions",
+                ],
                 sa.select(
                     sa.literal(clone.id, type_=r.campaign_id.type),
                     r.email,
+                    r.email_key,
+                    # Ties the pre-filled rows to this clone row (see policy.incarnation).
+                    sa.literal(clone.retry_incarnation, type_=r.incarnation.type),
                     r.variables,
                     sa.literal(RecipientStatus.PENDING.value),
                     sa.literal(0),

@@ -66,6 +66,14 @@ def _count(state: AppState, condition: sa.ColumnElement[bool]) -> int:
     )
 
 
+def _has_rows(state: AppState, campaign_id: Any) -> bool:
+    recipients = state.models.recipient.__table__
+    found = state.db.session.execute(
+        sa.select(sa.literal(1)).where(recipients.c.campaign_id == campaign_id).limit(1)
+    ).first()
+    return found is not None
+
+
 def retry_eligibility(
     state: AppState, campaign: Any, *, include_uncertain: bool = False, now: datetime | None = None
 ) -> RetryEligibility:
@@ -101,6 +109,9 @@ def retry_eligibility(
         return refuse(
             "no_attempts_left", f"No retry attempts left (all {campaign.max_retries} used)."
         )
+    if retryable == 0 and uncertain == 0 and not _has_rows(state, campaign.id):
+        # The list was never frozen (its preparation failed): a retry runs the loader again.
+        return RetryEligibility(True, None, None, deadline, attempts_left, retryable, uncertain)
     if retryable == 0:
         extra = (
             f" {uncertain:,} recipients have an unknown outcome; include them explicitly to "

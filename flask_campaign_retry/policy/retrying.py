@@ -39,7 +39,11 @@ def start_retry(
     recipients = models.recipient.__table__
     c = campaigns.c
     now = utcnow()
-    has_targets = sa.exists().where(retryable_condition(recipients, c.id, include_uncertain))
+    has_targets = sa.or_(
+        sa.exists().where(retryable_condition(recipients, c.id, include_uncertain)),
+        # A list never frozen (the preparation failed before): the retry runs the loader.
+        ~sa.exists().where(recipients.c.campaign_id == c.id),
+    )
     moved = session.execute(
         sa.update(campaigns)
         .where(
@@ -72,6 +76,7 @@ def start_retry(
         triggered_by=triggered_by,
         started_at=now,
         include_uncertain=include_uncertain,
+        incarnation=campaign.retry_incarnation,
     )
     session.add(attempt)
     session.flush()

@@ -106,6 +106,11 @@ class Provider(Protocol):
     ``send_batch`` makes exactly one request to the provider and either returns
     :class:`Accepted` or raises :class:`ProviderError`. It must not retry by itself: every retry
     decision belongs to the engine.
+
+    Optional: ``validate(message: OutgoingMessage) -> None``, called once when an attempt is
+    prepared, raises ``ValueError`` whose text names the field the provider cannot carry (the
+    campaign then fails at once, nothing sent). Anything ``send_batch`` raises that is not a
+    :class:`ProviderError` is taken as raised before the request left: nothing was submitted.
     """
 
     name: str

@@ -38,6 +38,7 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 from flask import current_app
+from redis.exceptions import RedisError
 
 from flask_campaign_retry.clock import as_naive_utc, utcnow
 from flask_campaign_retry.errors import ConfigurationError
@@ -47,6 +48,7 @@ from flask_campaign_retry.providers.base import (
     ProviderError,
     ReconcilingProvider,
 )
+from flask_campaign_retry.reconciliation.dirty import request_refresh
 from flask_campaign_retry.reconciliation.rows import (
     ABSENT_MESSAGE,
     COUNT_KEYS,
@@ -229,3 +231,12 @@ def _reconcile_batch(
     settled = settled and now - batch.created_at < EVENT_RETENTION
     write_findings(state, batch.campaign_id, [rid for rid, _ in rows], found, settled, counts)
     session.commit()
+    _mark_changed(state, batch.campaign_id)
+
+
+def _mark_changed(state: AppState, campaign_id: Any) -> None:
+    """Have the campaign recounted (coalesced); the recovery sweep recounts if Redis is down."""
+    try:
+        request_refresh(state, campaign_id)
+    except RedisError as exc:
+        log.warning("campaign %s: refresh not queued (%s)", campaign_id, type(exc).__name__)

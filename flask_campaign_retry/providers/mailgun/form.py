@@ -19,6 +19,25 @@ V_RECIPIENT: Final = "v:campaign_retry_recipient"
 FormData = dict[str, str | list[str]]
 
 
+def check_message(message: OutgoingMessage) -> None:
+    """Raise ``ValueError`` naming the field for what Mailgun cannot carry: more than 3 tags, a
+    tag or header value that is not a string (the providers' ``validate`` step)."""
+    tags = list(message.tags)
+    if len(tags) > MAX_TAGS:
+        raise ValueError(
+            f"tags: Mailgun allows at most {MAX_TAGS} o:tag values per message, got {len(tags)}: "
+            "use a fixed tag and v: variables instead of a tag per campaign."
+        )
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise ValueError(f"tags: every tag must be a string, got {type(tag).__name__}.")
+    for name, value in dict(message.headers).items():
+        if not isinstance(value, str):
+            raise ValueError(
+                f"header {name!r}: the value must be a string, got {type(value).__name__}."
+            )
+
+
 def build_form(
     message: OutgoingMessage, recipients: Sequence[BatchRecipient], ref: BatchRef
 ) -> FormData:

@@ -35,7 +35,7 @@ from flask_campaign_retry.providers.base import (
 from flask_campaign_retry.providers.mailgun.errors import classify_response
 from flask_campaign_retry.providers.mailgun.events import events_filters, fold_events, walk_events
 from flask_campaign_retry.providers.mailgun.exceptions import classify_exception
-from flask_campaign_retry.providers.mailgun.form import build_form
+from flask_campaign_retry.providers.mailgun.form import build_form, check_message
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +189,10 @@ class MailgunProvider:
                 retry_policy=RetryPolicy(max_retries=0),  # one request per batch: we retry
             )
         return self._client
+
+    def validate(self, message: OutgoingMessage) -> None:
+        """Refuse (``ValueError`` naming the field) a message Mailgun cannot carry."""
+        check_message(message)
 
     def send_batch(
         self,

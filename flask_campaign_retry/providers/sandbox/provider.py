@@ -31,7 +31,7 @@ from flask_campaign_retry.providers.base import (
 )
 from flask_campaign_retry.providers.mailgun.errors import classify_response, read_timeout_error
 from flask_campaign_retry.providers.mailgun.events import fold_events
-from flask_campaign_retry.providers.mailgun.form import FormData, build_form
+from flask_campaign_retry.providers.mailgun.form import FormData, build_form, check_message
 from flask_campaign_retry.providers.sandbox.records import (
     AcceptedRecipient,
     RecordedCall,
@@ -129,6 +129,10 @@ class SandboxProvider:
     def accepted_emails(self) -> Counter[str]:
         """Acceptances per lower-cased address."""
         return self.records.accepted_emails()
+
+    def validate(self, message: OutgoingMessage) -> None:
+        """Refuse (``ValueError`` naming the field) a message Mailgun cannot carry."""
+        check_message(message)
 
     def send_batch(
         self,
