@@ -20,6 +20,7 @@ from flask_campaign_retry.hooks import (
     CurrentUser,
     Hooks,
     MessageBuilder,
+    ProviderFor,
     RecipientExcluder,
     RecipientsLoader,
 )
@@ -138,6 +139,15 @@ class CampaignRetry:
         """``campaign -> URL of the host's page for it``: a clone made from a form post opens
         on the new draft's page instead of going back."""
         self.hooks.campaign_url = func
+        return func
+
+    def provider_for(self, func: ProviderFor) -> ProviderFor:
+        """``campaign -> provider or None``: the provider that sends this campaign's batches,
+        built from its owner's own settings; None means the configured provider. Return a
+        provider with a ``cache_key`` attribute, or a ``(key, provider)`` pair, to have it
+        reused by every batch with that key in a worker process (see "Per-campaign
+        providers" in the README)."""
+        self.hooks.provider_for = func
         return func
 
     def current_user(self, func: CurrentUser) -> CurrentUser:

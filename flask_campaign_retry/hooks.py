@@ -13,6 +13,8 @@ RecipientExcluder = Callable[[Any, list[str]], Iterable[str]]
 CloneFields = Callable[[Any], Iterable[str]]
 CurrentUser = Callable[[], str | None]
 CampaignUrl = Callable[[Any], str]
+#: ``campaign -> provider``, ``(cache key, provider)`` or None (the configured provider).
+ProviderFor = Callable[[Any], Any]
 
 
 @dataclass
@@ -27,3 +29,4 @@ class Hooks:
     clone_fields: CloneFields | None = None
     current_user: CurrentUser | None = None
     campaign_url: CampaignUrl | None = None
+    provider_for: ProviderFor | None = None

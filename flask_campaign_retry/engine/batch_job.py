@@ -15,6 +15,7 @@ from flask_campaign_retry.engine.addresses import address_problem
 from flask_campaign_retry.engine.finalize import finalize_attempt
 from flask_campaign_retry.engine.message import build_message
 from flask_campaign_retry.engine.outcomes import BatchOutcome, OutcomeWriter
+from flask_campaign_retry.engine.provider_choice import provider_for_campaign
 from flask_campaign_retry.engine.submission import submit
 from flask_campaign_retry.policy.backoff import next_try_at
 from flask_campaign_retry.providers.base import BatchRecipient, BatchRef
@@ -182,6 +183,7 @@ def run_batch(batch_id: int) -> str:
     try:
         message = build_message(frozen_message)
         excluded = _exclusions(state, campaign, recipients)
+        _key, provider = provider_for_campaign(state, current_app, campaign.get)
     except Exception as exc:
         log.exception("host hook failed for campaign %s batch %s", campaign_id, batch_id)
         outcome.builder_error = f"the host's hook raised {type(exc).__name__}: {exc}"[:500]
@@ -195,7 +197,7 @@ def run_batch(batch_id: int) -> str:
             else:
                 to_send.append(recipient)
         ref = BatchRef(campaign_id=campaign_id, attempt_id=attempt_id, batch_id=batch_id)
-        outcome.result = submit(state.provider(current_app), message, to_send, ref)
+        outcome.result = submit(provider, message, to_send, ref)
         _plan_next_try(state, outcome, tries)
     return _record(state, outcome)
 
