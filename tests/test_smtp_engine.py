@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 from flask import Flask
 
 from flask_campaign_retry import EmailStatus
+from flask_campaign_retry.providers.sandbox.provider import SandboxProvider
 from flask_campaign_retry.providers.smtp import SMTPProvider, SMTPSettings
 from flask_campaign_retry.testing.smtp_faults import SMTPFault
 from flask_campaign_retry.testing.smtp_sink import SMTPSink
@@ -234,3 +236,37 @@ def test_provider_for_sends_each_campaign_through_its_owners_server(
         assert sorted(e for m in other.messages for e in m.rcpt_tos) == emails(6, prefix="b")
         assert (sink.connections, other.connections) == (1, 1)  # cached per owner
         assert built.count("alice") == 3 and built.count("bob") == 2
+
+
+def test_provider_for_takes_a_key_and_provider_pair_and_caches_it(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[SandboxProvider] = []
+
+    def provider_for(campaign: Any) -> tuple[str, SandboxProvider]:
+        built.append(SandboxProvider.from_config({}))
+        return "tenant-1", built[-1]
+
+    monkeypatch.setattr(hostapp.retry.hooks, "provider_for", provider_for)
+    app.config["CAMPAIGN_RETRY_BATCH_SIZE"] = 2
+    get_state(app).settings = dataclasses.replace(get_state(app).settings, batch_size=2)
+    campaign = campaign_with(emails(6))
+    hostapp.retry.send(campaign)
+    drain(app)
+    assert reload(campaign).status is EmailStatus.SENT
+    assert len(built) == 3  # asked per batch ...
+    assert (
+        built[0].call_count == 3 and built[1].call_count == built[2].call_count == 0
+    )  # ... kept once
+
+
+def test_provider_for_returning_something_else_stops_the_campaign_saying_so(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hostapp.retry.hooks, "provider_for", lambda campaign: "smtp")
+    campaign = campaign_with(emails(3))
+    hostapp.retry.send(campaign)
+    drain(app)
+    campaign = reload(campaign)
+    assert campaign.status is EmailStatus.FAILED
+    assert "@retry.provider_for must return None, a provider" in campaign.failure_reason
