@@ -120,9 +120,14 @@ class SMTPSink:
     """
 
     def __init__(
-        self, *, credentials: tuple[str, str] | None = None, faults: tuple[SMTPFault, ...] = ()
+        self,
+        *,
+        credentials: tuple[str, str] | None = None,
+        faults: tuple[SMTPFault, ...] = (),
+        port: int | None = None,
     ) -> None:
         self.credentials = credentials
+        self._port = port
         self.faults = FaultScript(faults)
         self._lock = threading.Lock()
         self._messages: list[SinkMessage] = []
@@ -181,7 +186,7 @@ class SMTPSink:
         controller = _Controller(
             _Handler(self),
             hostname="127.0.0.1",
-            port=_free_port(),
+            port=self._port or _free_port(),
             authenticator=self._authenticate if auth else None,
             auth_required=auth,
             auth_require_tls=False,
