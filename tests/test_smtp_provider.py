@@ -24,6 +24,8 @@ from flask_campaign_retry.providers.base import (
 )
 from flask_campaign_retry.providers.loader import load_provider
 from flask_campaign_retry.providers.smtp import SMTPProvider, SMTPSettings
+from flask_campaign_retry.providers.smtp.compose import Composer
+from flask_campaign_retry.providers.smtp.template import TemplateRenderer
 from flask_campaign_retry.statuses import FailureKind
 from flask_campaign_retry.testing.smtp_faults import SMTPFault
 from flask_campaign_retry.testing.smtp_sink import SMTPSink
@@ -33,9 +35,9 @@ PLAIN = OutgoingMessage(subject="Weekly news", from_address="News <news@example.
 PEOPLE = [BatchRecipient(i, f"p{i}@example.com", {"name": f"P{i}"}) for i in range(1, 6)]
 
 
-@pytest.fixture
-def sink() -> Iterator[SMTPSink]:
-    with SMTPSink() as running:
+@pytest.fixture(params=[True, False], ids=["pipelining", "one-by-one"])
+def sink(request: pytest.FixtureRequest) -> Iterator[SMTPSink]:
+    with SMTPSink(pipelining=request.param) as running:
         yield running
 
 
@@ -131,6 +133,7 @@ def test_identical_content_goes_as_one_transaction_with_refusals_named(sink: SMT
     provider = provider_for(sink, CAMPAIGN_RETRY_SMTP_SHARED_TO="undisclosed-recipients:;")
     result = provider.send_batch(PLAIN, PEOPLE, REF)
     assert isinstance(result, RecipientResults) and result.rest is None
+    assert provider.connection.get().has_extn("pipelining") is sink.pipelining
     outcomes = {r.recipient_id: (r.outcome, r.code) for r in result.results}
     assert outcomes == {
         1: (RecipientOutcome.ACCEPTED, 250),
@@ -243,3 +246,82 @@ def test_message_and_queue_ids_are_taken_out() -> None:
         "HTTP 500 from Mailgun: Internal Server Error"
     )
     assert cause_of(None) is None
+
+
+VALUES = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40
+) | st.from_regex(r"[A-Za-z0-9 ._'+-]{0,30}", fullmatch=True)
+
+
+@given(
+    first=VALUES,
+    last=VALUES,
+    to=st.sampled_from(["ann@example.com", "o'brien+x@mail.example.org", 'bad"q@example.com']),
+)
+def test_the_template_fast_path_gives_the_same_bytes_as_the_full_render(
+    first: str, last: str, to: str
+) -> None:
+    message = OutgoingMessage(
+        subject="Hello %recipient.first% %recipient.missing%",
+        from_address="News <news@example.com>",
+        html="<p>Dear %recipient.first% %recipient.last%,</p>\n.line\n",
+        text="Dear %recipient.first%",
+        headers={"X-Who": "%recipient.last%"},
+    )
+    composer = Composer(message, REF, None)
+    template = TemplateRenderer(composer)
+    assert template.template is not None  # this message keeps its placeholders intact
+    variables = {"first": first, "last": last}
+    assert template.render(to, variables, "id-1@example.com") == composer.render(
+        to, variables, "id-1@example.com", template.date
+    )
+
+
+def test_a_placeholder_in_an_address_header_skips_the_fast_path() -> None:
+    message = OutgoingMessage(
+        subject="Hi", from_address="%recipient.name% <news@example.com>", text="x"
+    )
+    composer = Composer(message, REF, None)
+    assert TemplateRenderer(composer).template is None
+
+
+def test_a_body_that_needs_encoding_skips_the_fast_path() -> None:
+    message = OutgoingMessage(
+        subject="Hi", from_address="n@example.com", text="Grüße %recipient.x% " + "é" * 2000
+    )
+    composer = Composer(message, REF, None)
+    template = TemplateRenderer(composer)
+    assert template.template is None
+    assert template.render("a@example.com", {"x": "1"}, "m@x") == composer.render(
+        "a@example.com", {"x": "1"}, "m@x", template.date
+    )
+
+
+def test_plain_values_take_the_fast_path_and_others_the_full_render(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    message = OutgoingMessage(
+        subject="Hello %recipient.first%",
+        from_address="n@example.com",
+        html="<p>%recipient.first%</p>",
+    )
+    composer = Composer(message, REF, None)
+    template = TemplateRenderer(composer)
+    full: list[str] = []
+    render = composer.render
+    monkeypatch.setattr(composer, "render", lambda to, *rest: full.append(to) or render(to, *rest))
+    template.render("ann@example.com", {"first": "Ann Lee"}, "m1@x")
+    template.render("bob@example.com", {"first": "Bob\r\nBcc: spy@example.net"}, "m2@x")
+    template.render("cy@example.com", {"first": "Chloé"}, "m3@x")
+    assert full == ["bob@example.com", "cy@example.com"]
+
+
+def test_421_at_one_rcpt_leaves_that_one_and_the_rest_unsent(sink: SMTPSink) -> None:
+    sink.add_fault(SMTPFault("rcpt", code=550, match="p1@"))
+    sink.add_fault(SMTPFault("rcpt", code=421, match="p3@"))
+    provider = provider_for(sink, CAMPAIGN_RETRY_SMTP_SHARED_TO="undisclosed-recipients:;")
+    result = provider.send_batch(PLAIN, PEOPLE, REF)
+    assert isinstance(result, RecipientResults)
+    assert [(r.recipient_id, r.outcome) for r in result.results] == [(1, RecipientOutcome.REFUSED)]
+    assert result.rest is not None and result.rest.kind is FailureKind.TRANSIENT
+    assert sink.messages == []

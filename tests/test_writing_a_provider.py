@@ -28,7 +28,8 @@ def test_the_readme_shows_the_example_file_verbatim() -> None:
 
 
 class FakePostbox(LoopbackServer):
-    """Queues every address except those at rejected.example.org (refused) and later.example.org (deferred)."""
+    """Queues every address except those at rejected.example.org (refused) and
+    later.example.org (deferred)."""
 
     def __init__(self) -> None:
         super().__init__(name="fake-postbox")

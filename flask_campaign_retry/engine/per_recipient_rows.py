@@ -1,5 +1,6 @@
-"""Write many one-recipient outcomes (a provider that answers per recipient) in two
-executemany statements, accepted and not, instead of one statement per recipient."""
+"""Write many one-recipient outcomes (a provider that answers per recipient, one message id
+each): the accepted ones in one UPDATE (their ids by CASE), the others in one executemany
+(usually few), instead of one statement per recipient."""
 
 from __future__ import annotations
 
@@ -31,22 +32,21 @@ def write_single_rows(
 ) -> None:
     """Apply ``groups`` (each of one recipient) to rows this run still holds (SENDING)."""
     r = recipients.c
-    held = sa.and_(r.id == sa.bindparam("rid"), r.status == RecipientStatus.SENDING)
-    accepted = [{"rid": g.recipients[0].id, "mid": g.message_id} for g in groups if g.error is None]
+    accepted = {g.recipients[0].id: g.message_id for g in groups if g.error is None}
     if accepted:
+        # One statement: each row's own message id picked by a CASE on its id.
         session.execute(
             sa.update(recipients)
-            .where(held)
+            .where(r.id.in_(list(accepted)), r.status == RecipientStatus.SENDING)
             .values(
                 status=RecipientStatus.SENT,
-                provider_message_id=sa.bindparam("mid"),
+                provider_message_id=sa.case(accepted, value=r.id),
                 sent_at=now,
                 failure_kind=None,
                 error_code=None,
                 error_message=None,
                 submissions=r.submissions + 1,
-            ),
-            accepted,
+            )
         )
     failed = [
         {
@@ -60,6 +60,7 @@ def write_single_rows(
         if (error := g.error) is not None
     ]
     if failed:
+        held = sa.and_(r.id == sa.bindparam("rid"), r.status == RecipientStatus.SENDING)
         session.execute(
             sa.update(recipients)
             .where(held)

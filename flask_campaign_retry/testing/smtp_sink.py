@@ -60,6 +60,14 @@ class _Handler:
             return "421 closing" if not fault.drop else "421 dropped"
         return fault.reply(address)
 
+    async def handle_EHLO(
+        self, server: SMTP, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if not self.sink.pipelining:
+            return responses
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]  # as real servers do
+
     async def handle_MAIL(
         self, server: SMTP, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
@@ -115,7 +123,8 @@ def _free_port() -> int:
 class SMTPSink:
     """A recording SMTP server on ``127.0.0.1:<port>`` in a background thread.
 
-    ``credentials=(user, password)`` requires AUTH (PLAIN/LOGIN over plain text, loopback
+    It offers PIPELINING unless ``pipelining=False``. ``credentials=(user, password)`` requires
+    AUTH (PLAIN/LOGIN over plain text, loopback
     only): without it MAIL FROM answers 530, with a wrong password AUTH answers 535.
     """
 
@@ -125,8 +134,10 @@ class SMTPSink:
         credentials: tuple[str, str] | None = None,
         faults: tuple[SMTPFault, ...] = (),
         port: int | None = None,
+        pipelining: bool = True,
     ) -> None:
         self.credentials = credentials
+        self.pipelining = pipelining
         self._port = port
         self.faults = FaultScript(faults)
         self._lock = threading.Lock()

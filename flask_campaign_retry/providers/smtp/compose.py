@@ -5,6 +5,7 @@ header, whatever a recipient's variables hold."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -15,6 +16,9 @@ from flask_campaign_retry.providers.base import BatchRef, OutgoingMessage
 
 PLACEHOLDER = re.compile(r"%recipient\.([A-Za-z0-9_.-]+)%")
 _UNSAFE = re.compile(r"[\r\n\0]")
+# Every character str.splitlines() breaks on, and the other C0/C1 controls: the email package
+# refuses a header value that holds a line break of any of these kinds.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 #: Headers the provider writes itself; a message_builder may not set them.
 OWN_HEADERS = frozenset(
     {
@@ -60,9 +64,10 @@ def fill(text: str, variables: Mapping[str, Any]) -> str:
 
 
 def header_value(text: str) -> str:
-    """A header value with CR, LF and NUL turned into spaces (a filled-in variable may hold
-    them; the message's own fields were refused at validation if they did)."""
-    return _UNSAFE.sub(" ", text)
+    """A header value with CR, LF, NUL and every other control or line-separator character
+    turned into spaces (a filled-in variable may hold them; the message's own fields were
+    refused at validation if they held CR, LF or NUL)."""
+    return _CONTROL.sub(" ", text)
 
 
 def validate(message: OutgoingMessage) -> None:
@@ -103,16 +108,26 @@ class Composer:
         self.personal = shared_to is None or is_personalised(message)
         self.ref = f"{ref.campaign_id}/{ref.attempt_id}/{ref.batch_id}"
         self.domain = parseaddr(message.from_address)[1].rpartition("@")[2] or "localhost"
+        self.boundary = f"=_campaign-retry-{uuid.uuid4().hex}"
 
-    def render(self, to: str, variables: Mapping[str, Any], message_id: str) -> bytes:
+    def placeholder_count(self) -> int:
+        """How many ``%recipient.`` placeholders the message's fields hold."""
+        m = self.message
+        parts = [m.subject, m.html, m.text, m.reply_to, m.from_address, *m.headers.values()]
+        return sum(part.count("%recipient.") for part in parts if part)
+
+    def render(
+        self, to: str, variables: Mapping[str, Any], message_id: str, date: str | None = None
+    ) -> bytes:
         """The message for ``to`` (its To: header) with ``variables`` filled in, as bytes with
-        CRLF line ends; ``message_id`` is given without angle brackets."""
+        CRLF line ends; ``message_id`` is given without angle brackets, ``date`` defaults to
+        now."""
         m = self.message
         msg = EmailMessage(policy=SMTP)
         msg["From"] = header_value(fill(m.from_address, variables))
         msg["To"] = header_value(to)
         msg["Subject"] = header_value(fill(m.subject, variables))
-        msg["Date"] = formatdate(usegmt=True)
+        msg["Date"] = date or formatdate(usegmt=True)
         msg["Message-ID"] = f"<{message_id}>"
         if m.reply_to:
             msg["Reply-To"] = header_value(fill(m.reply_to, variables))
@@ -128,6 +143,7 @@ class Composer:
             msg.set_content(text)
             if html is not None:
                 msg.add_alternative(html, subtype="html")
+                msg.set_boundary(self.boundary)
         elif html is not None:
             msg.set_content(html, subtype="html")
         return msg.as_bytes()

@@ -14,12 +14,14 @@ from flask_campaign_retry.providers.base import (
     BatchRef,
     OutgoingMessage,
     ProviderError,
+    RecipientOutcome,
     RecipientResult,
     RecipientResults,
 )
 from flask_campaign_retry.providers.smtp.compose import Composer, validate
 from flask_campaign_retry.providers.smtp.connection import SMTPConnection
 from flask_campaign_retry.providers.smtp.settings import SMTPSettings
+from flask_campaign_retry.providers.smtp.template import TemplateRenderer
 from flask_campaign_retry.providers.smtp.transaction import run_transaction
 from flask_campaign_retry.statuses import FailureKind
 
@@ -69,6 +71,7 @@ class SMTPProvider:
                 FailureKind.FATAL, f"message cannot be sent over SMTP: {exc}"
             ) from None
         composer = Composer(message, ref, self.settings.shared_to)
+        template = TemplateRenderer(composer) if composer.personal else None
         sender = self.settings.envelope_sender or parseaddr(message.from_address)[1]
         secrets = [self.settings.password]
         if composer.personal:
@@ -80,9 +83,16 @@ class SMTPProvider:
             smtp = self.connection.get()
             for group in groups:
                 message_id = f"{uuid.uuid4().hex}@{composer.domain}"
-                to = group[0].email if composer.personal else str(self.settings.shared_to)
-                variables = group[0].variables if composer.personal else {}
-                body = composer.render(to, variables, message_id)
+                try:
+                    if template is not None:
+                        body = template.render(group[0].email, group[0].variables, message_id)
+                    else:
+                        body = composer.render(str(self.settings.shared_to), {}, message_id)
+                except (ValueError, TypeError, UnicodeError) as exc:  # nothing was sent
+                    text = f"message could not be built: {type(exc).__name__}: {exc}"[:300]
+                    results += [RecipientResult(r.id, RecipientOutcome.REFUSED, None, text)
+                                for r in group]  # fmt: skip
+                    continue
                 done = run_transaction(smtp, sender, group, body, message_id, secrets)
                 results += done.results
                 if done.broken:

@@ -57,6 +57,24 @@ def _reset(smtp: smtplib.SMTP) -> bool:
         return False
 
 
+def _envelope_in_one_write(
+    smtp: smtplib.SMTP, sender: str, targets: Sequence[BatchRecipient]
+) -> list[tuple[int, bytes]]:
+    """MAIL FROM and every RCPT TO in one write (the server offers PIPELINING, RFC 2920),
+    then their replies in order. Replies lost to a closed connection are simply missing (the
+    caller treats those recipients as not sent); the MAIL FROM reply's loss raises."""
+    lines = [f"MAIL FROM:{smtplib.quoteaddr(sender)}\r\n"]
+    lines += [f"RCPT TO:{smtplib.quoteaddr(r.email)}\r\n" for r in targets]
+    smtp.send("".join(lines))
+    replies = [smtp.getreply()]
+    try:
+        for _ in targets:
+            replies.append(smtp.getreply())
+    except OSError:
+        pass
+    return replies
+
+
 def run_transaction(
     smtp: smtplib.SMTP,
     sender: str,
@@ -78,20 +96,29 @@ def run_transaction(
             )
     if not targets:
         return out
+    pipelined = smtp.has_extn("pipelining")
     try:
-        code, reply = smtp.mail(sender)
+        if pipelined:
+            replies = _envelope_in_one_write(smtp, sender, targets)
+        else:
+            replies = [smtp.mail(sender)]
     except OSError as exc:
         return TransactionResult(out.results, _lost(exc), broken=True)
+    code, reply = replies[0]
     if code != 250:
         out.stop = command_error("MAIL FROM", code, reply, secrets)
         out.broken = code == 421 or not _reset(smtp)
         return out
     accepted: list[BatchRecipient] = []
-    for recipient in targets:
+    for index, recipient in enumerate(targets, start=1):
         try:
-            code, reply = smtp.rcpt(recipient.email)
+            if not pipelined:
+                replies.append(smtp.rcpt(recipient.email))
+            code, reply = replies[index]
         except OSError as exc:
             return TransactionResult(out.results, _lost(exc), broken=True)
+        except IndexError:  # the connection ended before this reply (see below)
+            return TransactionResult(out.results, _lost(ConnectionError()), broken=True)
         if code == 421 or is_fatal_reply(code):
             out.stop = command_error("RCPT TO", code, reply, secrets)
             out.broken = code == 421 or not _reset(smtp)
