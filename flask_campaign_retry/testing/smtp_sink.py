@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import threading
 import warnings
 from collections import Counter
@@ -123,7 +124,9 @@ def _free_port() -> int:
 class SMTPSink:
     """A recording SMTP server on ``127.0.0.1:<port>`` in a background thread.
 
-    It offers PIPELINING unless ``pipelining=False``. ``credentials=(user, password)`` requires
+    It offers PIPELINING unless ``pipelining=False``; ``starttls=<server SSLContext>`` offers
+    STARTTLS, ``implicit_tls=<server SSLContext>`` speaks TLS from the first byte (port 465
+    style). ``credentials=(user, password)`` requires
     AUTH (PLAIN/LOGIN over plain text, loopback
     only): without it MAIL FROM answers 530, with a wrong password AUTH answers 535.
     """
@@ -135,7 +138,11 @@ class SMTPSink:
         faults: tuple[SMTPFault, ...] = (),
         port: int | None = None,
         pipelining: bool = True,
+        starttls: ssl.SSLContext | None = None,
+        implicit_tls: ssl.SSLContext | None = None,
     ) -> None:
+        self.starttls = starttls
+        self.implicit_tls = implicit_tls
         self.credentials = credentials
         self.pipelining = pipelining
         self._port = port
@@ -202,6 +209,8 @@ class SMTPSink:
             auth_required=auth,
             auth_require_tls=False,
             decode_data=False,
+            tls_context=self.starttls,
+            ssl_context=self.implicit_tls,
         )
         controller.start()
         self._controller = controller
