@@ -18,6 +18,7 @@ from . import (
     t5_memory,
     t6_retry,
     t7_scaling,
+    t8_smtp,
 )
 from .cli import parse_options, run_targets
 
@@ -29,6 +30,7 @@ TARGETS = [
     t5_memory.TARGET_SPEC,
     t6_retry.TARGET_SPEC,
     t7_scaling.TARGET_SPEC,
+    t8_smtp.TARGET_SPEC,
 ]
 
 

@@ -19,6 +19,9 @@ from flask_campaign_retry.providers.base import (
     OutgoingMessage,
     Provider,
     ProviderError,
+    RecipientOutcome,
+    RecipientResult,
+    RecipientResults,
 )
 from flask_campaign_retry.statuses import EmailStatus, FailureKind, RecipientStatus
 
@@ -37,6 +40,9 @@ __all__ = [
     "OutgoingMessage",
     "Provider",
     "ProviderError",
+    "RecipientOutcome",
+    "RecipientResult",
+    "RecipientResults",
     "RecipientStatus",
     "TransitionRefused",
     "__version__",

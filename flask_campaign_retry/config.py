@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask_campaign_retry.errors import ConfigurationError
+from flask_campaign_retry.providers.smtp.settings import SMTPSettings
 
 MAILGUN_BATCH_LIMIT = 1000
 
@@ -152,6 +153,8 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
             "CAMPAIGN_RETRY_PROVIDER must be 'mailgun', 'sandbox' or a dotted path "
             f"'package.module:Class', got {provider!r}."
         )
+    if provider == "smtp":
+        SMTPSettings.from_config(config)  # MAIL_* / CAMPAIGN_RETRY_SMTP_*: fail at start-up
     prefix = config["CAMPAIGN_RETRY_URL_PREFIX"]
     if not isinstance(prefix, str) or (prefix and not prefix.startswith("/")):
         raise ConfigurationError(

@@ -23,6 +23,7 @@ from flask_campaign_retry.hooks import (
     CurrentUser,
     Hooks,
     MessageBuilder,
+    ProviderFor,
     RecipientExcluder,
     RecipientsLoader,
 )
@@ -151,6 +152,15 @@ class CampaignRetry:
         copy what lives in the host's other tables (attachments, personalisation data), or
         derive the clone's name. If it raises, no clone is created."""
         self.hooks.after_clone = func
+        return func
+
+    def provider_for(self, func: ProviderFor) -> ProviderFor:
+        """``campaign -> provider or None``: the provider that sends this campaign's batches,
+        built from its owner's own settings; None means the configured provider. Return a
+        provider with a ``cache_key`` attribute, or a ``(key, provider)`` pair, to have it
+        reused by every batch with that key in a worker process (see "Per-campaign
+        providers" in the README)."""
+        self.hooks.provider_for = func
         return func
 
     def current_user(self, func: CurrentUser) -> CurrentUser:

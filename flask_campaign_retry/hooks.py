@@ -14,6 +14,8 @@ CloneFields = Callable[[Any], Iterable[str]]
 CurrentUser = Callable[[], str | None]
 CampaignUrl = Callable[[Any], str]
 AfterClone = Callable[[Any, Any], None]
+#: ``campaign -> provider``, ``(cache key, provider)`` or None (the configured provider).
+ProviderFor = Callable[[Any], Any]
 
 
 @dataclass
@@ -29,3 +31,4 @@ class Hooks:
     current_user: CurrentUser | None = None
     campaign_url: CampaignUrl | None = None
     after_clone: AfterClone | None = None
+    provider_for: ProviderFor | None = None

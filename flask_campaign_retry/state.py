@@ -45,6 +45,8 @@ class AppState:
     _fallback: Provider | None = None
     embedded: Any = None
     queue_factory: Callable[[Flask, AppState], QueueBackend] = field(default=_no_queue)
+    #: ``@retry.provider_for`` providers by cache key: (pid that built it, provider).
+    provider_cache: dict[str, tuple[int, Provider]] = field(default_factory=dict)
 
     def provider(self, app: Flask) -> Provider:
         """The app's provider, built on first use in this process."""

@@ -24,6 +24,7 @@ from tests.e2e_demo import (
     campaign_rows,
     csrf_token,
     delivery,
+    free_port,
     running_demo,
 )
 
@@ -181,3 +182,31 @@ def test_migrations_build_the_schema_and_autogenerate_finds_nothing_new(tmp_path
         "campaign_retry_attempt",
     } <= tables
     assert {"status", "failed_at", "retry_count", "max_retries", "cloned_from_id"} <= columns
+
+
+def test_demo_provider_smtp_sends_over_smtp_to_the_sink(tmp_path: Path) -> None:
+    """`DEMO_PROVIDER=smtp make demo`: the seed still comes from the sandbox, and a send made
+    in the served app goes over SMTP to the sink run-demo.sh started."""
+    with running_demo(tmp_path, DEMO_PROVIDER="smtp", DEMO_SMTP_PORT=str(free_port())) as demo:
+        assert "Provider:   SMTP (MAIL_SERVER=127.0.0.1:" in demo.log()
+        assert "smtp sink listening on 127.0.0.1:" in demo.log()
+        alice = demo.sign_in(ALICE)
+        mine = campaign_rows(alice, demo.url)
+        assert {name: status for name, (_, status) in mine.items()} == ALICE_CAMPAIGNS
+        draft_id = mine["Spring sale preview"][0]
+        page = alice.get(f"{demo.url}/campaigns/{draft_id}", timeout=10).text
+        started = alice.post(
+            f"{demo.url}/campaigns/{draft_id}/send",
+            headers={"Accept": "application/json", "X-CSRFToken": csrf_token(page)},
+            timeout=10,
+        )
+        assert started.status_code == 202, started.text
+        deadline = time.monotonic() + 60
+        report = delivery(alice, demo.url, draft_id)
+        while report["status"] in ("SENDING", "DRAFT") and time.monotonic() < deadline:
+            time.sleep(0.3)
+            report = delivery(alice, demo.url, draft_id)
+        assert report["status"] in ("SENT", "PARTIALLY_SENT"), demo.log()
+        assert report["successful_sends"] > 0
+        codes = {group["error_code"] for group in report["failures"]["groups"]}
+        assert codes <= {550}  # only the sink's refusals of @bounce.example.com, per recipient

@@ -11,6 +11,10 @@
 #   REDIS_URL or CAMPAIGN_RETRY_REDIS_URL
 #                          send through this Redis with a real `flask campaign-retry worker`
 #                          process (default: the extension's embedded queue, in the web process)
+#   DEMO_PROVIDER=smtp     send over SMTP (the built-in smtp provider, configured through
+#                          Flask-Mail's MAIL_* keys) to the SMTP sink of
+#                          flask_campaign_retry.testing, started here on DEMO_SMTP_PORT
+#                          (default 2525); it refuses @bounce.example.com addresses with 550
 #   FLASK_*                any app setting, e.g. FLASK_CAMPAIGN_RETRY_SANDBOX_LATENCY=0
 set -euo pipefail
 
@@ -58,6 +62,20 @@ trap stop EXIT
 trap 'stop; exit 130' INT
 trap 'stop; exit 143' TERM
 
+provider="the sandbox provider (no email leaves the machine)"
+if [[ "${DEMO_PROVIDER:-sandbox}" == smtp ]]; then
+    smtp_port="${DEMO_SMTP_PORT:-2525}"
+    "$python" -m flask_campaign_retry.testing.smtp_sink_server --port "$smtp_port" \
+        --refuse '@bounce\.example\.com$' &
+    pids+=($!)
+    export FLASK_CAMPAIGN_RETRY_PROVIDER=smtp FLASK_MAIL_SERVER=127.0.0.1
+    export FLASK_MAIL_PORT="$smtp_port" FLASK_MAIL_USE_TLS=false FLASK_MAIL_USE_SSL=false
+    provider="SMTP (MAIL_SERVER=127.0.0.1:$smtp_port, the test sink: mail is kept in memory)"
+elif [[ "${DEMO_PROVIDER:-sandbox}" != sandbox ]]; then
+    echo "DEMO_PROVIDER must be sandbox or smtp, got ${DEMO_PROVIDER}." >&2
+    exit 2
+fi
+
 redis_url="${CAMPAIGN_RETRY_REDIS_URL:-${REDIS_URL:-}}"
 if [[ -n "$redis_url" ]]; then
     queue="Redis at $redis_url, with a \`flask campaign-retry worker\` process"
@@ -73,6 +91,7 @@ cat <<BANNER
 
   Sign in as  alice@example.com / alice-demo   or   bob@example.com / bob-demo
   Queue:      $queue
+  Provider:   $provider
 
   What to click (as Alice):
     * "Weekly digest #12" is PARTIALLY_SENT: 50 recipients hit a provider outage (503).

@@ -17,6 +17,7 @@ from flask_campaign_retry.engine.finalize import finalize_attempt
 from flask_campaign_retry.engine.message import build_message
 from flask_campaign_retry.engine.message_checks import header_variables, recipient_problem
 from flask_campaign_retry.engine.outcomes import BatchOutcome, OutcomeWriter
+from flask_campaign_retry.engine.provider_choice import provider_for_campaign
 from flask_campaign_retry.engine.reasons import describe
 from flask_campaign_retry.engine.settled_signal import announce_settled
 from flask_campaign_retry.engine.submission import submit
@@ -193,6 +194,7 @@ def run_batch(batch_id: int) -> str:
         message = build_message(frozen_message)
         in_headers = header_variables(message)
         excluded = _exclusions(state, campaign, recipients)
+        key, provider = provider_for_campaign(state, current_app, campaign.get)
     except Exception as exc:
         log.exception("host hook failed for campaign %s batch %s", campaign_id, batch_id)
         outcome.builder_error = f"the host's hook raised {describe(exc)}"[:500]
@@ -209,8 +211,9 @@ def run_batch(batch_id: int) -> str:
                 to_send.append(recipient)
         ref = BatchRef(campaign_id=campaign_id, attempt_id=attempt_id, batch_id=batch_id)
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        key, provider = state.settings.provider, state.provider(app)
-        if to_send:  # an empty run must not spend the breaker's probe
+        if to_send and key == state.settings.provider:
+            # Failover covers the configured provider only: a provider the host chose for
+            # this campaign (its owner's own server) is never swapped for the global fallback.
             key, provider = with_failover(state, app, key, provider, batch_id)
         outcome.provider = key
         outcome.result = submit(provider, message, to_send, ref)

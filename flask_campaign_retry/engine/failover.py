@@ -44,6 +44,7 @@ from flask_campaign_retry.providers.base import (
     OutgoingMessage,
     Provider,
     ProviderError,
+    RecipientResults,
 )
 from flask_campaign_retry.state import AppState
 from flask_campaign_retry.statuses import FailureKind, RecipientStatus
@@ -193,7 +194,7 @@ class ObservedProvider:
         message: OutgoingMessage,
         recipients: Sequence[BatchRecipient],
         ref: BatchRef,
-    ) -> Accepted:
+    ) -> Accepted | RecipientResults:
         try:
             accepted = self.inner.send_batch(message, recipients, ref)
         except ProviderError as error:

@@ -1,4 +1,5 @@
-"""A failure reason a person can read, computed from the recipient rows in one query."""
+"""A failure reason a person can read, computed from the recipient rows in one query; reasons
+that differ only by an address or a message id count as one cause."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from flask_campaign_retry.engine.reason_causes import grouped_by_cause
 from flask_campaign_retry.statuses import FailureKind, RecipientStatus
 
 _KIND_WORDS = {
@@ -32,17 +34,15 @@ def summarize_failures(
     if not_accepted == 0:
         return f"Sending stopped: {halt_reason}." if halt_reason else None
     r = recipients.c
-    count = sa.func.count().label("n")
     rows = session.execute(
-        sa.select(r.failure_kind, r.error_message, count)
+        sa.select(r.failure_kind, r.error_message, sa.func.count())
         .where(
             r.campaign_id == campaign_id,
             r.status.in_([RecipientStatus.FAILED, RecipientStatus.UNCERTAIN]),
         )
         .group_by(r.failure_kind, r.error_message)
-        .order_by(count.desc(), r.error_message)
-        .limit(MAX_GROUPS + 1)
-    ).all()
+    )
+    rows = grouped_by_cause(rows)
     parts = [
         f"{n:,} {_KIND_WORDS.get(kind or '', 'failed')} ({message or 'no detail'})"
         for kind, message, n in rows[:MAX_GROUPS]

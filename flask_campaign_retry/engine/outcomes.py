@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from flask_campaign_retry.clock import as_naive_utc, utcnow
+from flask_campaign_retry.engine.per_recipient_rows import write_single_rows
 from flask_campaign_retry.engine.submission import GroupOutcome, SubmissionResult
 from flask_campaign_retry.state import AppState
 from flask_campaign_retry.statuses import BatchStatus, FailureKind, RecipientStatus
@@ -206,7 +207,12 @@ class OutcomeWriter:
             return
         now = utcnow()
         whole_batch = len(result.outcomes) == 1 and not result.unsubmitted
+        singles = [group for group in result.outcomes if len(group.recipients) == 1]
+        if len(singles) > 1:
+            write_single_rows(self.session, self.recipients, singles, outcome._deferred, now)
         for group in result.outcomes:
+            if len(singles) > 1 and len(group.recipients) == 1:
+                continue
             if group.error is None:
                 where = (
                     sa.and_(r.batch_id == outcome.batch_id, r.status == RecipientStatus.SENDING)

@@ -13,6 +13,9 @@ from flask_campaign_retry.providers.base import (
     Provider,
     ProviderError,
     RecipientLookup,
+    RecipientOutcome,
+    RecipientResult,
+    RecipientResults,
     ReconcilingProvider,
 )
 from flask_campaign_retry.providers.loader import load_provider
@@ -26,6 +29,9 @@ __all__ = [
     "Provider",
     "ProviderError",
     "RecipientLookup",
+    "RecipientOutcome",
+    "RecipientResult",
+    "RecipientResults",
     "ReconcilingProvider",
     "load_provider",
 ]

@@ -1,5 +1,6 @@
-"""The provider interface: send one batch, get accepted or a classified error; optionally,
-look a batch up in the provider's event log (:class:`ReconcilingProvider`)."""
+"""The provider interface: send one batch, get accepted, a classified error or each recipient's
+outcome (:class:`RecipientResults`); optionally, look a batch up in the provider's event log
+(:class:`ReconcilingProvider`)."""
 
 from __future__ import annotations
 
@@ -67,11 +68,50 @@ class Accepted:
     http_status: int | None = None
 
 
+class RecipientOutcome(StrEnum):
+    """What the provider said about one recipient of a call."""
+
+    ACCEPTED = "accepted"  # taken for delivery; the row becomes SENT
+    REFUSED = "refused"  # refused permanently for this recipient; FAILED (permanent)
+    DEFERRED = "deferred"  # refused for now, nothing sent to it; FAILED (transient), retried
+    UNKNOWN = "unknown"  # may or may not have been taken (reply lost); UNCERTAIN
+
+
+@dataclass(frozen=True)
+class RecipientResult:
+    """One recipient's outcome: ``recipient_id`` is :attr:`BatchRecipient.id`; ``code`` and
+    ``text`` are the provider's own (an SMTP reply code and its text, an HTTP status ...);
+    ``message_id`` is the provider's id of the accepted message, when it gave one."""
+
+    recipient_id: int
+    outcome: RecipientOutcome
+    code: int | None = None
+    text: str | None = None
+    message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RecipientResults:
+    """A call's outcome recipient by recipient, for providers that know it (SMTP answers each
+    RCPT). The engine writes each outcome as it is; it never splits such a call to find out
+    who was refused.
+
+    Name every recipient of the call once. ``rest`` says what became of recipients the
+    results do not name: a FATAL error (e.g. the login was refused halfway) stops the campaign
+    and leaves them retryable, any other kind applies to them as given; ``None`` makes them
+    UNCERTAIN (the provider did not say, so they may have been sent).
+    """
+
+    results: Sequence[RecipientResult]
+    rest: ProviderError | None = None
+
+
 class ProviderError(Exception):
     """A classified failure of one provider call.
 
-    ``kind`` decides what happens next (see :class:`FailureKind`). ``code`` is the HTTP status
-    when there was one. ``resume_at`` is when the provider said to try again (rate limits).
+    ``kind`` decides what happens next (see :class:`FailureKind`). ``code`` is the provider's
+    own code when there was one: the HTTP status for an HTTP API, the SMTP reply code for SMTP.
+    ``resume_at`` is when the provider said to try again (rate limits).
     ``blames_recipients`` is true for a 400 that says an address is unacceptable: the engine then
     splits the batch to isolate the offending addresses. ``message`` never contains a secret.
     """
@@ -103,14 +143,18 @@ class ProviderError(Exception):
 class Provider(Protocol):
     """What the engine needs from an email provider.
 
-    ``send_batch`` makes exactly one request to the provider and either returns
-    :class:`Accepted` or raises :class:`ProviderError`. It must not retry by itself: every retry
-    decision belongs to the engine.
+    ``send_batch`` makes exactly one attempt per recipient and either returns :class:`Accepted`
+    (every recipient taken), returns :class:`RecipientResults` (each recipient's outcome) or
+    raises :class:`ProviderError` (nobody taken, or nobody known to be). It must not retry by
+    itself: every retry decision belongs to the engine. Anything ``send_batch`` raises that is
+    not a :class:`ProviderError` is taken as raised before the request left: nothing was
+    submitted.
 
     Optional: ``validate(message: OutgoingMessage) -> None``, called once when an attempt is
     prepared, raises ``ValueError`` whose text names the field the provider cannot carry (the
-    campaign then fails at once, nothing sent). Anything ``send_batch`` raises that is not a
-    :class:`ProviderError` is taken as raised before the request left: nothing was submitted.
+    campaign then fails at once, nothing sent); ``cache_key`` (a string naming the provider's
+    settings, no secret) lets a provider returned by ``@retry.provider_for`` be reused by every
+    batch with the same key.
     """
 
     name: str
@@ -120,7 +164,7 @@ class Provider(Protocol):
         message: OutgoingMessage,
         recipients: Sequence[BatchRecipient],
         ref: BatchRef,
-    ) -> Accepted: ...
+    ) -> Accepted | RecipientResults: ...
 
 
 class LookupOutcome(StrEnum):

@@ -12,6 +12,7 @@ from flask_campaign_retry.providers.base import Provider
 BUILT_IN = {
     "mailgun": "flask_campaign_retry.providers.mailgun.provider:MailgunProvider",
     "sandbox": "flask_campaign_retry.providers.sandbox.provider:SandboxProvider",
+    "smtp": "flask_campaign_retry.providers.smtp.provider:SMTPProvider",
 }
 #: Top-level module of an optional dependency -> the extra that installs it.
 EXTRA_OF_DEPENDENCY = {"mailgun": "mailgun"}

@@ -1,7 +1,8 @@
 """``flask seed``: demo users, lists and campaigns in every state worth looking at.
 
 Nothing is written as a status by hand: each campaign is sent through the extension to the
-sandbox provider, whose scripted failures (``SEED_RULES``) produce the outcome. The one liberty
+sandbox provider (whatever provider the served app uses), whose scripted failures
+(``SEED_RULES``) produce the outcome. The one liberty
 taken is moving one campaign's failure time back a day (see ``expire_retry_window``).
 """
 
@@ -44,6 +45,7 @@ SEED_RULES: list[dict[str, Any]] = [
 #: sends; automatic retry is off so that the failures wait for you to press Retry.
 SEEDING: dict[str, Any] = {
     "CAMPAIGN_RETRY_REDIS_URL": None,
+    "CAMPAIGN_RETRY_PROVIDER": "sandbox",  # even when the demo serves on SMTP
     "CAMPAIGN_RETRY_SANDBOX_RULES": SEED_RULES,
     "CAMPAIGN_RETRY_SANDBOX_LATENCY": 0.0,
     "CAMPAIGN_RETRY_AUTO_RETRY": False,
