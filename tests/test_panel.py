@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
@@ -16,6 +17,8 @@ from flask_wtf.csrf import CSRFProtect
 
 from flask_campaign_retry import EmailStatus
 from flask_campaign_retry.providers.sandbox.rules import FaultRule
+from flask_campaign_retry.queue.worker import run_burst
+from flask_campaign_retry.state import get_state
 from tests import hostapp
 from tests.helpers import reload
 from tests.webapp import (
@@ -154,7 +157,8 @@ def test_partially_sent_offers_retry_with_countdown_failures_and_clone(
     assert "main000002@example.com" not in page.text  # accepted ones are not listed
     unsent = page.button("cr-button--clone-unsent")
     assert unsent is not None and unsent["text"] == "Clone for the 2 recipients who did not get it"
-    assert "1 initial" in page.text and "PARTIALLY_SENT" in page.text
+    assert "1 initial" in page.text and "Partially sent" in page.text
+    assert "PARTIALLY_SENT" not in page.text  # outcomes read as words
 
 
 def test_failed_with_attempts_left(web_app: Flask, client: FlaskClient, mailgun: Any) -> None:
@@ -187,6 +191,7 @@ def test_window_expired(web_app: Flask, client: FlaskClient, mailgun: Any) -> No
         page = render(client, campaign)
     retry = page.button("cr-button--retry")
     assert retry is not None and retry["disabled"]
+    assert retry["text"] == "Retry"  # attempts are left, but they are not the reason
     assert f"The retry window ended at {deadline:%Y-%m-%d %H:%M} UTC." in page.text
 
 
@@ -260,3 +265,46 @@ def test_hosts_override_the_partial_by_path(
     web_app.template_folder = str(tmp_path)
     response = client.get(f"/host/campaigns/{draft().id}")
     assert response.get_data(as_text=True) == "custom Draft"
+
+
+def test_a_running_retry_shows_its_own_progress_not_the_last_attempts_failures(
+    web_app: Flask, client: FlaskClient, mailgun: Any
+) -> None:
+    campaign = partially_sent(web_app, mailgun)
+    hostapp.retry.retry(campaign)  # not drained: the retry's preparation has not run
+    page = render(client, campaign)
+    assert "This retry is preparing its list of recipients." in page.text
+    assert "Recipients who did not get it" not in page.text  # the last attempt's failures
+    assert "main000000@example.com" not in page.text
+    assert "2 manual" in page.text and "preparing" in page.text  # not "Targeted 0"
+    run_burst(web_app)  # preparation and the batch: the retry sends to both
+    set_columns(campaign, status="SENDING")  # look at it as if its last batch were in flight
+    attempts = get_state().models.attempt
+    hostapp.db.session.execute(
+        sa.update(attempts)
+        .where(attempts.campaign_id == campaign.id, attempts.number == 2)
+        .values(ended_at=None)
+    )
+    hostapp.db.session.commit()
+    page = render(client, campaign)
+    assert "This retry: 2 of 2 recipients sent." in page.text
+
+
+def test_the_providers_resume_time_shows_beside_retry_while_ahead(
+    web_app: Flask, client: FlaskClient, mailgun: Any
+) -> None:
+    campaign = failed(web_app, mailgun)
+    attempts = get_state().models.attempt
+    resume = campaign.failed_at + timedelta(minutes=45)
+    hostapp.db.session.execute(
+        sa.update(attempts).where(attempts.campaign_id == campaign.id).values(paused_until=resume)
+    )
+    hostapp.db.session.commit()
+    with time_machine.travel(
+        campaign.failed_at.replace(tzinfo=UTC) + timedelta(minutes=5), tick=False
+    ):
+        page = render(client, campaign)
+    assert f"The provider asked to wait until {resume:%Y-%m-%d %H:%M} UTC." in page.text
+    with time_machine.travel(resume.replace(tzinfo=UTC) + timedelta(minutes=1), tick=False):
+        page = render(client, campaign)
+    assert "The provider asked to wait" not in page.text

@@ -10,7 +10,7 @@ lays these out, so a host that overrides it keeps every rule.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,51 +24,22 @@ from flask_campaign_retry.policy.eligibility import (
     retry_eligibility,
 )
 from flask_campaign_retry.state import AppState, get_state
-from flask_campaign_retry.statuses import EmailStatus, FailureKind, RecipientStatus
+from flask_campaign_retry.statuses import EmailStatus, RecipientStatus
 from flask_campaign_retry.web.lookup import MAX_INTEGER_ID
 from flask_campaign_retry.web.options import load_web_options
+from flask_campaign_retry.web.panel_text import (
+    KIND_LABELS,
+    STATUS_LABELS,
+    display_time,
+    remaining_text,
+)
 from flask_campaign_retry.web.report import RecipientPage, delivery_report, failed_recipients_page
 from flask_campaign_retry.web.security import csrf_field_name, csrf_token, is_allowed
 
-STATUS_LABELS = {
-    EmailStatus.DRAFT: "Draft",
-    EmailStatus.SCHEDULED: "Scheduled",
-    EmailStatus.SENDING: "Sending",
-    EmailStatus.SENT: "Sent",
-    EmailStatus.FAILED: "Failed",
-    EmailStatus.PARTIALLY_SENT: "Partially sent",
-}
-KIND_LABELS = {
-    FailureKind.TRANSIENT.value: "temporary failure",
-    FailureKind.PERMANENT.value: "rejected",
-    FailureKind.FATAL.value: "refused for the whole campaign",
-    FailureKind.UNCERTAIN.value: "outcome unknown",
-}
 #: While SENDING the panel's script polls the delivery route this often (milliseconds).
 REFRESH_INTERVAL_MS = 5000
 PAGE_SIZE = 20
 PANEL_ACTIONS = ("view", "send", "retry", "clone")
-
-
-def display_time(value: datetime | str | None) -> str:
-    """``2026-11-29 09:27 UTC`` from a naive-UTC datetime or a report's ISO string."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.removesuffix("Z"))
-    return value.strftime("%Y-%m-%d %H:%M UTC")
-
-
-def remaining_text(delta: timedelta) -> str:
-    """A short duration for the countdown: "23 h 5 min", "4 min", "30 s"."""
-    seconds = max(0, int(delta.total_seconds()))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes} min"
-    if minutes:
-        return f"{minutes} min"
-    return f"{secs} s"
 
 
 @dataclass(frozen=True)
@@ -108,7 +79,35 @@ class PanelView:
         "Retry (0 attempts left)" beside the reason it cannot."""
         if self.preview is not None and self.retry_enabled and self.preview.would_send:
             return self.preview.button_text
-        return f"Retry ({self.attempts_left_text})"
+        if self.retry_enabled or self.eligibility.code == "no_attempts_left":
+            return f"Retry ({self.attempts_left_text})"
+        return "Retry"  # the reason beside it says why; attempts left are beside the point
+
+    @property
+    def running_attempt(self) -> dict[str, Any] | None:
+        """The attempt in progress while SENDING (its own progress, not the last one's)."""
+        attempts = self.report.get("attempts") or []
+        if self.sending and attempts and not attempts[-1].get("ended_at"):
+            return dict(attempts[-1])
+        return None
+
+    @property
+    def provider_resume_at(self) -> str | None:
+        """The provider's "try again after" time of the last attempt, while it is ahead."""
+        attempts = self.report.get("attempts") or []
+        paused = attempts[-1].get("paused_until") if attempts else None
+        if paused and datetime.fromisoformat(str(paused).removesuffix("Z")) > self.now:
+            return str(paused)
+        return None
+
+    def outcome_label(self, outcome: str | None) -> str:
+        """Words for an attempt's outcome ("PARTIALLY_SENT" -> "Partially sent")."""
+        if not outcome:
+            return ""
+        try:
+            return STATUS_LABELS[EmailStatus(outcome)]
+        except ValueError:
+            return outcome
 
     @property
     def sending(self) -> bool:

@@ -94,6 +94,8 @@ def attempt_history(state: AppState, campaign_id: Any) -> list[dict[str, Any]]:
             a.skipped,
             a.outcome,
             a.error_summary,
+            a.paused_until,
+            a.prepared,
         )
         .where(a.campaign_id == campaign_id)
         .order_by(a.number)
@@ -114,6 +116,8 @@ def attempt_history(state: AppState, campaign_id: Any) -> list[dict[str, Any]]:
             "skipped": row.skipped,
             "outcome": row.outcome,
             "error_summary": row.error_summary,
+            "paused_until": isoformat_utc(row.paused_until),
+            "prepared": bool(row.prepared),
             "providers": carried.get(row.id, {}),
         }
         for row in rows

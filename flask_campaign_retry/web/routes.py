@@ -43,7 +43,8 @@ from flask_campaign_retry.web.http_io import (
 )
 from flask_campaign_retry.web.lookup import load_campaign
 from flask_campaign_retry.web.options import load_web_options
-from flask_campaign_retry.web.panel import campaign_retry_panel, display_time
+from flask_campaign_retry.web.panel import campaign_retry_panel
+from flask_campaign_retry.web.panel_text import display_time
 from flask_campaign_retry.web.report import delivery_report, failed_recipients_page
 from flask_campaign_retry.web.security import redirect_target, require_csrf, require_permission
 
