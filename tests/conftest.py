@@ -20,6 +20,7 @@ pytest_plugins = ["tests.webapp"]
 
 IN_CI = os.environ.get("CI") == "true"
 REDIS_HOST = os.environ.get("FCR_TEST_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("FCR_TEST_REDIS_PORT", "6379"))
 #: The Redis database these tests own; flushed at the start and end of the session.
 REDIS_DB = int(os.environ.get("FCR_TEST_REDIS_DB", "11"))
 PG_ADMIN_URL = os.environ.get(
@@ -36,7 +37,7 @@ def _unavailable(what: str, exc: Exception) -> None:
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    url = f"redis://{REDIS_HOST}:6379/{REDIS_DB}"
+    url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"
     client = redis.Redis.from_url(url)
     try:
         client.ping()
