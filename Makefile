@@ -2,13 +2,15 @@
 #              if they are installed but stopped, lint, type-check and run the tests.
 # make demo  - create .venv, install, and run the example newsletter app on http://127.0.0.1:5000
 # make bench - run the benchmarks (BENCH_ARGS=--quick for a smoke run)
+# make mutate - mutation testing of the rule-bearing modules with mutmut (slow, not in CI);
+#              MUTATE_MODULES=policy.eligibility narrows it; see MUTATION.md
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install services browser lint typecheck test demo bench clean
+.PHONY: install services browser lint typecheck test demo bench mutate clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,5 +51,21 @@ demo: install
 bench: install services
 	$(BIN)/python -m benchmarks.run_all $(BENCH_ARGS)
 
+# One module at a time, niced: the machine may be shared. Test sessions run side by side in
+# one Redis database, so they must not flush it (FCR_TEST_REDIS_NO_FLUSH).
+MUTATE_MODULES ?= policy.eligibility policy.retrying policy.cloning policy.auto_retry \
+	engine.finalize engine.batch_job engine.snapshot web.routes web.security recovery.sweep \
+	reconciliation.evidence
+MUTATE_JOBS ?= 2
+
+mutate: install services
+	$(BIN)/python -m pip install --quiet -e '.[test,mutate]'
+	@for module in $(MUTATE_MODULES); do \
+		echo "== mutmut: flask_campaign_retry.$$module"; \
+		FCR_TEST_REDIS_NO_FLUSH=1 nice -n 10 $(BIN)/mutmut run --max-children $(MUTATE_JOBS) \
+			"flask_campaign_retry.$$module.*" || exit $$?; \
+	done
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf mutants $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -21,8 +21,11 @@ pytest_plugins = ["tests.webapp"]
 IN_CI = os.environ.get("CI") == "true"
 REDIS_HOST = os.environ.get("FCR_TEST_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("FCR_TEST_REDIS_PORT", "6379"))
-#: The Redis database these tests own; flushed at the start and end of the session.
+#: The Redis database these tests own; flushed at the start and end of the session, unless
+#: FCR_TEST_REDIS_NO_FLUSH=1: `make mutate` runs test sessions side by side in one database
+#: (every test uses queue names of its own, so only the flush would make them collide).
 REDIS_DB = int(os.environ.get("FCR_TEST_REDIS_DB", "11"))
+REDIS_FLUSH = os.environ.get("FCR_TEST_REDIS_NO_FLUSH") != "1"
 PG_ADMIN_URL = os.environ.get(
     "FCR_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
@@ -43,9 +46,11 @@ def redis_url() -> Iterator[str]:
         client.ping()
     except redis.ConnectionError as exc:
         _unavailable("Redis", exc)
-    client.flushdb()
+    if REDIS_FLUSH:
+        client.flushdb()
     yield url
-    client.flushdb()
+    if REDIS_FLUSH:
+        client.flushdb()
     client.close()
 
 
