@@ -6,8 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask
-
 from flask_campaign_retry import EmailStatus
 from flask_campaign_retry.clock import utcnow
 from flask_campaign_retry.policy.auto_retry import plan_auto_retry, run_auto_retry

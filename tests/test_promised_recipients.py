@@ -83,7 +83,16 @@ def test_everyone_excluded_ends_sent_with_nothing_submitted(
 def test_exact_duplicate_addresses_are_sent_once(app: Flask, mailgun: Any) -> None:
     unique = emails(5)
     # Duplicates inside one chunk and across chunks (batch size 2 at the test's config below).
-    listed = [unique[0], unique[1], unique[0], unique[2], unique[3], unique[1], unique[4], unique[4]]
+    listed = [
+        unique[0],
+        unique[1],
+        unique[0],
+        unique[2],
+        unique[3],
+        unique[1],
+        unique[4],
+        unique[4],
+    ]
     campaign = campaign_with(listed)
     hostapp.retry.send(campaign)
     drain(app)
@@ -189,7 +198,9 @@ def test_a_raising_message_builder_fails_the_campaign_with_its_reason(
     assert batches(campaign) == []
     [attempt] = attempts(campaign)
     assert attempt.ended_at is not None
-    assert attempt.halt_reason == "the message_builder raised ValueError: no template named 'weekly'"
+    assert (
+        attempt.halt_reason == "the message_builder raised ValueError: no template named 'weekly'"
+    )
 
 
 def test_a_raising_exclude_hook_halts_the_send_with_its_reason(
