@@ -3,7 +3,7 @@
 # make demo  - create .venv, install, and run the example newsletter app on http://127.0.0.1:5000
 # make bench - run the benchmarks (BENCH_ARGS=--quick for a smoke run)
 # make mutate - mutation testing of the rule-bearing modules with mutmut (slow, not in CI);
-#              MUTATE_MODULES=policy.eligibility narrows it; see MUTATION.md
+#              MUTATE_TARGETS='policy.eligibility.*' narrows it; see MUTATION.md
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -51,21 +51,24 @@ demo: install
 bench: install services
 	$(BIN)/python -m benchmarks.run_all $(BENCH_ARGS)
 
-# One module at a time, niced: the machine may be shared. Test sessions run side by side in
-# one Redis database, so they must not flush it (FCR_TEST_REDIS_NO_FLUSH).
-MUTATE_MODULES ?= policy.eligibility policy.retrying policy.cloning policy.auto_retry \
-	engine.finalize engine.batch_job engine.snapshot web.routes web.security recovery.sweep \
-	reconciliation.evidence
-MUTATE_JOBS ?= 2
+# One module at a time, niced: the machine may be shared. Each target is a mutmut name glob
+# (module.* or, for engine.batch_job, only its claim functions). Test sessions run side by side
+# in one Redis database, so they must not flush it (FCR_TEST_REDIS_NO_FLUSH).
+MUTATE_TARGETS ?= policy.eligibility.* policy.retrying.* policy.cloning.* policy.auto_retry.* \
+	engine.finalize.* engine.snapshot.* engine.batch_job.x__claim* \
+	engine.batch_job.x__take_recipients* engine.batch_job.x__cancel_if_halted* \
+	engine.batch_job.x__record* web.routes.* web.security.* recovery.sweep.* \
+	reconciliation.evidence.*
+MUTATE_JOBS ?= 3
 
 mutate: install services
 	$(BIN)/python -m pip install --quiet -e '.[test,mutate]'
-	@for module in $(MUTATE_MODULES); do \
-		echo "== mutmut: flask_campaign_retry.$$module"; \
+	@set -f; for target in $(MUTATE_TARGETS); do \
+		echo "== mutmut: flask_campaign_retry.$$target"; \
 		FCR_TEST_REDIS_NO_FLUSH=1 nice -n 10 $(BIN)/mutmut run --max-children $(MUTATE_JOBS) \
-			"flask_campaign_retry.$$module.*" || exit $$?; \
+			"flask_campaign_retry.$$target" || exit $$?; \
 	done
-	$(BIN)/mutmut results
+	$(BIN)/python scripts/mutation_score.py
 
 clean:
 	rm -rf mutants $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
