@@ -20,8 +20,12 @@ pytest_plugins = ["tests.webapp"]
 
 IN_CI = os.environ.get("CI") == "true"
 REDIS_HOST = os.environ.get("FCR_TEST_REDIS_HOST", "127.0.0.1")
-#: The Redis database these tests own; flushed at the start and end of the session.
+REDIS_PORT = int(os.environ.get("FCR_TEST_REDIS_PORT", "6379"))
+#: The Redis database these tests own; flushed at the start and end of the session, unless
+#: FCR_TEST_REDIS_NO_FLUSH=1: `make mutate` runs test sessions side by side in one database
+#: (every test uses queue names of its own, so only the flush would make them collide).
 REDIS_DB = int(os.environ.get("FCR_TEST_REDIS_DB", "11"))
+REDIS_FLUSH = os.environ.get("FCR_TEST_REDIS_NO_FLUSH") != "1"
 PG_ADMIN_URL = os.environ.get(
     "FCR_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
@@ -36,15 +40,17 @@ def _unavailable(what: str, exc: Exception) -> None:
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    url = f"redis://{REDIS_HOST}:6379/{REDIS_DB}"
+    url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"
     client = redis.Redis.from_url(url)
     try:
         client.ping()
     except redis.ConnectionError as exc:
         _unavailable("Redis", exc)
-    client.flushdb()
+    if REDIS_FLUSH:
+        client.flushdb()
     yield url
-    client.flushdb()
+    if REDIS_FLUSH:
+        client.flushdb()
     client.close()
 
 

@@ -175,3 +175,40 @@ def test_outcome_events_copy_the_acceptance(fake: FakeMailgun) -> None:
         fake.events.deliver("nobody@example.org")
     fake.reset()
     assert fake.events.all() == [] and fake.events.request_count == 0
+
+
+def test_events_show_only_after_the_lag_and_vanish_after_the_retention(
+    fake: FakeMailgun,
+) -> None:
+    send(fake, 1, "a@example.org")
+    [accepted] = fake.events.all()
+    stamp = float(accepted["timestamp"])
+    delivered = fake.events.deliver("a@example.org", timestamp=stamp + 10)
+    fake.events.set_visibility(lag=5.0, retention=100.0)
+    ids = lambda now: [item["id"] for item in fake.events.visible(now)]  # noqa: E731
+    assert ids(stamp + 4.9) == []
+    assert ids(stamp + 5.0) == [accepted["id"]]
+    assert ids(stamp + 15.0) == [accepted["id"], delivered["id"]]
+    assert ids(stamp + 100.5) == [delivered["id"]]  # the acceptance left the log
+    assert ids(stamp + 111.0) == []
+    assert [item["id"] for item in fake.events.all()] == [accepted["id"], delivered["id"]]
+
+
+def test_the_events_api_answers_with_the_visible_events_only(fake: FakeMailgun) -> None:
+    send(fake, 1, "a@example.org")
+    fake.events.set_visibility(lag=3600.0)
+    assert query(fake).json()["items"] == []
+    fake.events.set_visibility(lag=0.0)
+    assert [item["recipient"] for item in query(fake).json()["items"]] == ["a@example.org"]
+    fake.events.set_visibility(lag=3600.0)
+    fake.reset()  # reset forgets the lag too
+    send(fake, 2, "b@example.org")
+    assert [item["recipient"] for item in query(fake).json()["items"]] == ["b@example.org"]
+
+
+@pytest.mark.parametrize(("lag", "retention"), [(-1.0, None), (5.0, 5.0), (5.0, 1.0)])
+def test_impossible_visibility_settings_are_refused(
+    fake: FakeMailgun, lag: float, retention: float | None
+) -> None:
+    with pytest.raises(ValueError, match="lag must be >= 0"):
+        fake.events.set_visibility(lag=lag, retention=retention)

@@ -9,6 +9,10 @@ way Mailgun does: filters ``event`` (with ``A OR B``), ``recipient``, ``message-
 ``end`` (epoch seconds or RFC 2822), ``ascending``, ``limit`` (at most 300), and a ``paging``
 block whose ``next`` link carries the query and offset in a path token; following ``next``
 ends with an empty page, as at Mailgun. :meth:`FakeEventLog.break_api` makes queries fail.
+
+Like Mailgun's, the log can be late and forgetful (:meth:`FakeEventLog.set_visibility`): an
+event shows in the API only ``lag`` seconds after its timestamp, and one older than
+``retention`` seconds no longer shows. :meth:`FakeEventLog.all` still returns every event.
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ class FakeEventLog:
         self._injected: list[dict[str, Any]] = []
         self._failure: tuple[int, int | None] | None = None
         self._requests = 0
+        self._lag = 0.0
+        self._retention: float | None = None
 
     def add(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """Inject one event (``id`` and ``timestamp`` are filled in when missing)."""
@@ -126,6 +132,27 @@ class FakeEventLog:
             items = derived + [dict(item) for item in self._injected]
         return sorted(items, key=lambda item: float(item["timestamp"]))
 
+    def set_visibility(self, *, lag: float = 0.0, retention: float | None = None) -> None:
+        """Show each event in the API only ``lag`` seconds after its timestamp (Mailgun indexes
+        events late), and no event older than ``retention`` seconds (None: keep them all).
+        With no lag (the default) every event shows at once, even one stamped in the future."""
+        if lag < 0 or (retention is not None and retention <= lag):
+            raise ValueError("lag must be >= 0 and retention (when given) longer than lag.")
+        with self._lock:
+            self._lag, self._retention = float(lag), retention
+
+    def visible(self, now: float | None = None) -> list[dict[str, Any]]:
+        """The events the Events API shows at ``now`` (epoch seconds; default: the clock)."""
+        moment = time.time() if now is None else now
+        with self._lock:
+            lag, retention = self._lag, self._retention
+        return [
+            item
+            for item in self.all()
+            if (lag == 0 or float(item["timestamp"]) + lag <= moment)
+            and (retention is None or moment - float(item["timestamp"]) <= retention)
+        ]
+
     def break_api(self, status: int = 500, times: int | None = None) -> None:
         """Make the next ``times`` queries (every one when None) answer ``status``."""
         if not 400 <= status <= 599:
@@ -156,11 +183,12 @@ class FakeEventLog:
             return status
 
     def reset(self) -> None:
-        """Forget injected events, failures and the request count."""
+        """Forget injected events, failures, the request count and the visibility settings."""
         with self._lock:
             self._injected.clear()
             self._failure = None
             self._requests = 0
+            self._lag, self._retention = 0.0, None
 
 
 def events_answer(
@@ -179,7 +207,7 @@ def events_answer(
         query = query_of_token(token) if token else EventsQuery.parse(params)
     except BadQuery as exc:
         return json_response(400, str(exc))
-    items = [item for item in log.all() if query.matches(item)]
+    items = [item for item in log.visible() if query.matches(item)]
     if not query.ascending:
         items.reverse()
     page = items[query.offset : query.offset + query.limit]
