@@ -20,7 +20,7 @@ from flask_campaign_retry.errors import ConfigurationError, TransitionRefused
 from flask_campaign_retry.queue.worker import make_worker
 from flask_campaign_retry.recovery.sweep import recover, schedule_recovery
 from flask_campaign_retry.state import AppState, get_state
-from flask_campaign_retry.web.lookup import load_campaign
+from flask_campaign_retry.web.lookup import id_problem, load_campaign
 from flask_campaign_retry.web.report import delivery_report
 
 cli_group = AppGroup(
@@ -37,6 +37,9 @@ def _actor() -> str:
 
 
 def _campaign(state: AppState, campaign_id: str) -> Any:
+    problem = id_problem(state, campaign_id)
+    if problem is not None:
+        raise click.ClickException(f"There is no campaign with id {campaign_id[:40]!r}: {problem}.")
     campaign = load_campaign(state, campaign_id)
     if campaign is None:
         raise click.ClickException(f"There is no campaign with id {campaign_id!r}.")
