@@ -29,6 +29,7 @@ from flask_campaign_retry.models import tracking_models
 from flask_campaign_retry.policy.cloning import clone_campaign
 from flask_campaign_retry.policy.eligibility import retry_eligibility
 from flask_campaign_retry.policy.retrying import start_retry
+from flask_campaign_retry.providers.loader import load_provider
 from flask_campaign_retry.queue.backend import QueueBackend
 from flask_campaign_retry.recovery.sweep import recover
 from flask_campaign_retry.state import EXTENSION_KEY, AppState, get_state
@@ -85,6 +86,9 @@ class CampaignRetry:
             app.config.setdefault(key, value)
         settings = load_settings(app.config)
         load_webhook_options(app.config)  # fail at start-up, not at the first alert
+        # An unknown provider, or one whose settings are missing, fails here with the fix-it
+        # message, never later in a worker while the campaign waits in SENDING.
+        provider = load_provider(settings.provider, app.config)
         models = tracking_models(db, campaign_model)
         app.extensions[EXTENSION_KEY] = AppState(
             extension=self,
@@ -93,6 +97,7 @@ class CampaignRetry:
             models=models,
             queue_factory=QueueBackend.for_app,
         )
+        app.extensions[EXTENSION_KEY].use_provider(provider)
         register_surfaces(app)  # routes, panel global, CLI group
         register_mailgun_webhook(app)  # POST <prefix>/webhooks/mailgun (signature, not CSRF)
         if settings.redis_url is None:

@@ -16,6 +16,7 @@ from flask_campaign_retry.engine.finalize import finalize_attempt
 from flask_campaign_retry.engine.message import build_message
 from flask_campaign_retry.engine.outcomes import BatchOutcome, OutcomeWriter
 from flask_campaign_retry.engine.submission import submit
+from flask_campaign_retry.errors import ConfigurationError
 from flask_campaign_retry.policy.backoff import next_try_at
 from flask_campaign_retry.providers.base import BatchRecipient, BatchRef
 from flask_campaign_retry.queue.names import BATCH_JOB
@@ -195,8 +196,17 @@ def run_batch(batch_id: int) -> str:
             else:
                 to_send.append(recipient)
         ref = BatchRef(campaign_id=campaign_id, attempt_id=attempt_id, batch_id=batch_id)
-        outcome.result = submit(state.provider(current_app), message, to_send, ref)
-        _plan_next_try(state, outcome, tries)
+        try:
+            provider = state.provider(current_app)
+        except ConfigurationError as exc:
+            # Nothing was submitted: the recipients fail as FATAL (retryable once the
+            # configuration is fixed) and the attempt halts, so the campaign ends FAILED with
+            # the fix-it message instead of staying SENDING while RQ retries the job.
+            log.error("provider cannot be built for campaign %s: %s", campaign_id, exc)
+            outcome.builder_error = f"the provider cannot be built: {exc}"[:500]
+        else:
+            outcome.result = submit(provider, message, to_send, ref)
+            _plan_next_try(state, outcome, tries)
     return _record(state, outcome)
 
 
