@@ -7,6 +7,7 @@ from flask_campaign_retry.errors import (
     CampaignRetryError,
     ConfigurationError,
     NotInitializedError,
+    QueueUnavailable,
     TransitionRefused,
 )
 from flask_campaign_retry.extension import CampaignRetry
@@ -35,6 +36,7 @@ __all__ = [
     "OutgoingMessage",
     "Provider",
     "ProviderError",
+    "QueueUnavailable",
     "RecipientStatus",
     "TransitionRefused",
     "__version__",

@@ -25,3 +25,17 @@ class TransitionRefused(CampaignRetryError):
         super().__init__(reason)
         self.code = code
         self.reason = reason
+
+
+class QueueUnavailable(CampaignRetryError):
+    """The job queue (Redis) could not be reached when work had to be queued.
+
+    Nothing was changed: the campaign is as it was before the call. Try again once Redis is
+    back (the routes answer 503 with ``code`` ``queue_unavailable``).
+    """
+
+    code = "queue_unavailable"
+    reason = "The queue is unavailable, try again in a moment. Nothing was changed."
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(self.reason + (f" ({detail})" if detail else ""))

@@ -34,6 +34,8 @@ class BatchOutcome:
     all_claimed_ids: Sequence[int] = ()
     reschedule_at: datetime | None = None
     pause_until: datetime | None = None
+    #: Claims of the batch so far, this one included (names the next try's job).
+    tries: int = 0
 
     def _deferred(self, group: GroupOutcome) -> bool:
         error = group.error

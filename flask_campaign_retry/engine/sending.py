@@ -14,7 +14,9 @@ from flask_campaign_retry.engine.message import build_message, message_to_dict
 from flask_campaign_retry.engine.snapshot import snapshot_recipients
 from flask_campaign_retry.engine.targeting import has_recipient_rows, target_recipients
 from flask_campaign_retry.errors import TransitionRefused
-from flask_campaign_retry.queue.names import BATCH_JOB, PREPARE_JOB
+from flask_campaign_retry.policy.start_guard import enqueue_preparation_or_undo, previous_values
+from flask_campaign_retry.queue.job_ids import batch_job_id
+from flask_campaign_retry.queue.names import BATCH_JOB
 from flask_campaign_retry.reconciliation.reconcile import reconcile_uncertain
 from flask_campaign_retry.state import AppState, get_state
 from flask_campaign_retry.statuses import AttemptTrigger, BatchStatus, EmailStatus
@@ -27,11 +29,15 @@ SENDABLE = (EmailStatus.DRAFT, EmailStatus.SCHEDULED)
 def start_send(state: AppState, campaign: Any, triggered_by: str | None) -> Any:
     """Move ``campaign`` from DRAFT/SCHEDULED to SENDING in one conditional UPDATE and queue the
     preparation of its first attempt. Raises :class:`TransitionRefused` (nothing written) if the
-    campaign is not in a sendable state."""
+    campaign is not in a sendable state, and :class:`QueueUnavailable` (nothing changed) if
+    Redis cannot be reached."""
     session = state.db.session
     models = state.models
     campaigns = models.campaign.__table__
     pk = campaigns.c.id
+    restore = previous_values(
+        state, campaign.id, "status", "failure_reason", "failed_at", "current_attempt_id"
+    )
     moved = session.execute(
         sa.update(campaigns)
         .where(pk == campaign.id, campaigns.c.status.in_(SENDABLE))
@@ -59,7 +65,7 @@ def start_send(state: AppState, campaign: Any, triggered_by: str | None) -> Any:
     )
     session.commit()
     session.refresh(campaign)
-    state.queue(current_app._get_current_object()).enqueue(PREPARE_JOB, attempt.id)  # type: ignore[attr-defined]
+    enqueue_preparation_or_undo(state, campaign, attempt, restore)
     return attempt
 
 
@@ -111,9 +117,9 @@ def prepare_attempt(attempt_id: int) -> str:
         session.commit()
     batches = models.batch.__table__
     queued = [
-        int(batch_id)
-        for (batch_id,) in session.execute(
-            sa.select(batches.c.id)
+        (int(batch_id), int(tries))
+        for batch_id, tries in session.execute(
+            sa.select(batches.c.id, batches.c.tries)
             .where(batches.c.attempt_id == attempt_id, batches.c.status == BatchStatus.QUEUED)
             .order_by(batches.c.seq)
         )
@@ -129,7 +135,12 @@ def prepare_attempt(attempt_id: int) -> str:
             )
         finalize_attempt(state, attempt_id)
         return "empty"
-    state.queue(current_app._get_current_object()).enqueue_many(BATCH_JOB, queued)  # type: ignore[attr-defined]
+    queue_name = state.settings.queue_name
+    state.queue(current_app._get_current_object()).enqueue_many(  # type: ignore[attr-defined]
+        BATCH_JOB,
+        [batch_id for batch_id, _ in queued],
+        job_ids=[batch_job_id(queue_name, batch_id, tries) for batch_id, tries in queued],
+    )
     return f"enqueued {len(queued)} batches"
 
 

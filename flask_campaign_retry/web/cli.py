@@ -16,7 +16,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from flask_campaign_retry.errors import ConfigurationError, TransitionRefused
+from flask_campaign_retry.errors import ConfigurationError, QueueUnavailable, TransitionRefused
 from flask_campaign_retry.queue.worker import make_worker
 from flask_campaign_retry.recovery.sweep import recover, schedule_recovery
 from flask_campaign_retry.state import AppState, get_state
@@ -129,7 +129,7 @@ def send_command(campaign_id: str) -> None:
     campaign = _campaign(state, campaign_id)
     try:
         attempt = state.extension.send(campaign, triggered_by=_actor())
-    except (TransitionRefused, ConfigurationError) as exc:
+    except (TransitionRefused, ConfigurationError, QueueUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Sending started: campaign {campaign.id}, attempt {attempt.number}.")
 
@@ -149,7 +149,7 @@ def retry_command(campaign_id: str, include_uncertain: bool) -> None:
         attempt = state.extension.retry(
             campaign, include_uncertain=include_uncertain, triggered_by=_actor()
         )
-    except (TransitionRefused, ConfigurationError) as exc:
+    except (TransitionRefused, ConfigurationError, QueueUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Retry started: campaign {campaign.id}, attempt {attempt.number}.")
 

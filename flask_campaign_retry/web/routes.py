@@ -3,8 +3,9 @@
 =======  =====================  ===========================================================
 method   path                   answers
 =======  =====================  ===========================================================
-POST     ``/<id>/send``         202 started, 403, 404, 409 (not sendable), 400 (CSRF/input)
-POST     ``/<id>/retry``        202 started, 403, 404, 409 (refused: code and reason), 400
+POST     ``/<id>/send``         202 started, 403, 404, 409 (not sendable), 400 (CSRF/input),
+                                503 (the queue is unavailable: nothing changed, try again)
+POST     ``/<id>/retry``        202 started, 403, 404, 409 (refused: code and reason), 400, 503
 POST     ``/<id>/clone``        201 created with ``Location``, 403, 404, 409, 400
 GET      ``/<id>/delivery``     200 delivery report (JSON), 403, 404
 GET      ``/<id>/failures``     200 a page of failed recipients (JSON), 400, 403, 404
@@ -25,10 +26,11 @@ from flask import Blueprint, Flask, flash, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from flask_campaign_retry.errors import TransitionRefused
+from flask_campaign_retry.errors import QueueUnavailable, TransitionRefused
 from flask_campaign_retry.state import AppState, get_state
 from flask_campaign_retry.web.http_io import (
     CampaignNotFound,
+    QueueDown,
     Refused,
     flag,
     handle_http_error,
@@ -45,7 +47,7 @@ from flask_campaign_retry.web.security import redirect_target, require_csrf, req
 bp = Blueprint("campaign_retry", __name__, template_folder="templates")
 bp.before_request(limit_request_body)
 bp.register_error_handler(HTTPException, handle_http_error)
-for _code in (400, 403, 404, 409, 413, 415, 500):
+for _code in (400, 403, 404, 409, 413, 415, 500, 503):
     # Code-specific handlers outrank a host's class-based ones, so JSON clients always get
     # JSON; browsers still get the exception (and so the host's own page for that code).
     bp.register_error_handler(_code, handle_http_error)
@@ -90,6 +92,12 @@ def _state_changing(
         if json_client:
             raise Refused(refusal) from None
         flash(refusal.reason, "error")
+        return redirect(back, 303)
+    except QueueUnavailable:
+        # Redis is down: nothing changed; JSON clients get 503, browsers the message.
+        if json_client:
+            raise QueueDown() from None
+        flash(QueueUnavailable.reason, "error")
         return redirect(back, 303)
     if json_client:
         response = jsonify(body)
