@@ -100,12 +100,6 @@ class CampaignRetry:
         app.extensions[EXTENSION_KEY].use_provider(provider)
         register_surfaces(app)  # routes, panel global, CLI group
         register_mailgun_webhook(app)  # POST <prefix>/webhooks/mailgun (signature, not CSRF)
-        if settings.redis_url is None:
-            log.warning(
-                "CAMPAIGN_RETRY_REDIS_URL is not set: using the embedded in-process queue, "
-                "which is for development only. Production needs a real Redis and "
-                "`flask campaign-retry worker` processes."
-            )
         if self.hooks.authorize is None:
             log.warning(
                 "No @retry.authorize hook is registered yet: until one is, every "

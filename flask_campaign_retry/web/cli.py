@@ -20,6 +20,11 @@ from flask_campaign_retry.errors import ConfigurationError, QueueUnavailable, Tr
 from flask_campaign_retry.queue.worker import make_worker
 from flask_campaign_retry.recovery.sweep import recover, schedule_recovery
 from flask_campaign_retry.state import AppState, get_state
+from flask_campaign_retry.web.cli_embedded import (
+    run_campaign_here,
+    run_queue_here,
+    uses_embedded_queue,
+)
 from flask_campaign_retry.web.lookup import id_problem, load_campaign
 from flask_campaign_retry.web.report import delivery_report
 
@@ -57,6 +62,13 @@ def worker_command(burst: bool, simple: bool, name: str | None) -> None:
     is started if none is running.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if uses_embedded_queue(get_state()):
+        click.echo(
+            "Error: `flask campaign-retry worker` needs Redis: set CAMPAIGN_RETRY_REDIS_URL "
+            "(without it, the web process runs an embedded development queue).",
+            err=True,
+        )
+        click.get_current_context().exit(2)
     report = recover()
     if any(report.as_dict().values()):
         click.echo(f"recovery: {json.dumps(report.as_dict())}")
@@ -70,6 +82,9 @@ def recover_command() -> None:
     """Run one recovery sweep now: expire dead workers' batches, reconcile, finalize, requeue."""
     report = recover()
     click.echo(json.dumps(report.as_dict(), indent=2, default=str))
+    state = get_state()
+    if uses_embedded_queue(state):
+        run_queue_here(current_app._get_current_object(), state)  # type: ignore[attr-defined]
 
 
 @cli_group.command("status")
@@ -132,6 +147,7 @@ def send_command(campaign_id: str) -> None:
     except (TransitionRefused, ConfigurationError, QueueUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Sending started: campaign {campaign.id}, attempt {attempt.number}.")
+    _finish_here(state, campaign.id)
 
 
 @cli_group.command("retry")
@@ -152,6 +168,18 @@ def retry_command(campaign_id: str, include_uncertain: bool) -> None:
     except (TransitionRefused, ConfigurationError, QueueUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Retry started: campaign {campaign.id}, attempt {attempt.number}.")
+    _finish_here(state, campaign.id)
+
+
+def _finish_here(state: AppState, campaign_id: Any) -> None:
+    """On the embedded queue, run the work to completion in this process and say how it
+    ended (with Redis, workers do it and the command returns at once)."""
+    if not uses_embedded_queue(state):
+        return
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    campaign = run_campaign_here(app, state, campaign_id)
+    for line in summary_lines(delivery_report(state, campaign))[:3]:
+        click.echo(line)
 
 
 @cli_group.command("clone")
