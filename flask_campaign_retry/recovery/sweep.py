@@ -273,12 +273,19 @@ def schedule_recovery(app: Flask) -> bool:
 
 
 def run_scheduled_recovery() -> str:
-    """The RQ job: sweep, then schedule the next sweep."""
-    report = recover()
+    """The RQ job: sweep, then schedule the next sweep (also when this sweep failed, e.g. on
+    a database outage: the chain must outlive it)."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     state = get_state(app)
+    try:
+        summary = f"recovered {len(recover().expired_batches)} expired batches"
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        # Not raised: RQ would run this link again and the chain would fork in two.
+        log.warning("recovery sweep skipped: the database is unreachable (%s)", type(exc).__name__)
+        summary = "skipped: the database is unreachable"
+    state.db.session.rollback()
     state.queue(app).connection.delete(
         f"campaign_retry:{state.settings.queue_name}:recovery-scheduled"
     )
     schedule_recovery(app)
-    return f"recovered {len(report.expired_batches)} expired batches"
+    return summary

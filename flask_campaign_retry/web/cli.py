@@ -17,7 +17,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from flask_campaign_retry.errors import ConfigurationError, QueueUnavailable, TransitionRefused
-from flask_campaign_retry.queue.worker import make_worker
+from flask_campaign_retry.queue.resilient import run_resilient_worker
 from flask_campaign_retry.recovery.sweep import recover, schedule_recovery
 from flask_campaign_retry.state import AppState, get_state
 from flask_campaign_retry.web.cli_embedded import (
@@ -59,7 +59,8 @@ def worker_command(burst: bool, simple: bool, name: str | None) -> None:
     """Work the app's queue; every job runs inside this app's context (scheduler included).
 
     A recovery sweep runs first (work a dead worker left behind), and a scheduled sweep chain
-    is started if none is running.
+    is started if none is running. Redis and database outages are ridden out: the worker
+    waits for both with backoff (logging each try), sweeps again and resumes.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if uses_embedded_queue(get_state()):
@@ -69,12 +70,14 @@ def worker_command(burst: bool, simple: bool, name: str | None) -> None:
             err=True,
         )
         click.get_current_context().exit(2)
-    report = recover()
-    if any(report.as_dict().values()):
-        click.echo(f"recovery: {json.dumps(report.as_dict())}")
-    schedule_recovery(app)
-    worker = make_worker(app, simple=simple, name=name)
-    worker.work(with_scheduler=True, burst=burst)
+
+    def on_connected() -> None:
+        report = recover()
+        if any(report.as_dict().values()):
+            click.echo(f"recovery: {json.dumps(report.as_dict())}")
+        schedule_recovery(app)
+
+    run_resilient_worker(app, on_connected=on_connected, burst=burst, simple=simple, name=name)
 
 
 @cli_group.command("recover")
