@@ -22,6 +22,7 @@ from tests.conftest import PG_ADMIN_URL
 from tests.helpers import ROOT, WORKER_CONFIG_KEYS, _children, kill_worker
 from tests.private_redis import PrivateRedis
 
+WORKER_APPLICATION_NAME = "fcr-chaos-worker"
 FAULT_KINDS = ("kill_worker", "kill_horse", "terminate_pg_backends", "restart_redis")
 #: What a worker process needs to be the same app as the test's (reconciliation and retry
 #: limits included: the workers prepare the automatic retries).
@@ -36,9 +37,12 @@ CLI_WORKER_CONFIG_KEYS = (
 def start_cli_worker(app: Flask, log_path: Path) -> subprocess.Popen[bytes]:
     """``flask campaign-retry worker`` (forking, with its scheduler) in its own session."""
     env = dict(os.environ)
-    env["HOSTAPP_CONFIG"] = json.dumps(
-        {key: app.config[key] for key in CLI_WORKER_CONFIG_KEYS if key in app.config}
-    )
+    config = {key: app.config[key] for key in CLI_WORKER_CONFIG_KEYS if key in app.config}
+    # Named, so that the fault terminates the workers' backends and not the test's own.
+    options = dict(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    options["connect_args"] = {"application_name": WORKER_APPLICATION_NAME}
+    config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    env["HOSTAPP_CONFIG"] = json.dumps(config)
     env["PYTHONPATH"] = str(ROOT)
     command = [
         sys.executable, "-m", "flask", "--app", "tests.hostapp:create_app_from_env",
@@ -94,14 +98,14 @@ class Chaos:
             os.kill(newest, signal.SIGKILL)
 
     def terminate_pg_backends(self) -> None:
-        """pg_terminate_backend on every connection to the test database but the admin's."""
+        """pg_terminate_backend on every connection the workers (and their horses) hold."""
         with self.admin.connect() as conn:
             conn.execute(
                 sa.text(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                    "WHERE datname = :name AND application_name = :app"
                 ),
-                {"name": self.database},
+                {"name": self.database, "app": WORKER_APPLICATION_NAME},
             )
 
     def restart_redis(self) -> None:

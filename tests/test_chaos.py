@@ -63,14 +63,18 @@ def chaos_app(make_app: Any, private_redis: PrivateRedis) -> Flask:
     return app
 
 
-def _sweep_until_settled(campaign: Any, timeout: float = 180) -> int:
+def _load(campaign_id: int) -> Any:
+    hostapp.db.session.remove()  # a fresh session: never a half-dead connection's transaction
+    return hostapp.db.session.get(hostapp.Campaign, campaign_id)
+
+
+def _sweep_until_settled(campaign_id: int, timeout: float = 180) -> int:
     """The documented recovery: sweep (time moved past a dead worker's lease) until the
     campaign is no longer SENDING and no automatic retry is pending. Returns sweeps run."""
     deadline = time.monotonic() + timeout
     sweeps = 0
     while True:
-        hostapp.db.session.rollback()
-        current = reload(campaign)
+        current = _load(campaign_id)
         if current.status is not EmailStatus.SENDING and current.next_auto_retry_at is None:
             return sweeps
         assert time.monotonic() < deadline, f"campaign still {current.status} after recovery"
@@ -78,7 +82,7 @@ def _sweep_until_settled(campaign: Any, timeout: float = 180) -> int:
             recover(now=utcnow() + timedelta(seconds=LEASE + 1))
             sweeps += 1
         except (RedisError, sa.exc.OperationalError):
-            hostapp.db.session.rollback()
+            hostapp.db.session.remove()
         time.sleep(1.0)
 
 
@@ -88,15 +92,16 @@ def _one_run(chaos: Chaos, mailgun: Any, run: int, rng: random.Random) -> dict[s
     before = Counter(chaos.faults)
     addresses = emails(RECIPIENTS, prefix=f"c{run}x")
     campaign = campaign_with(addresses, list_name=f"chaos{run}")
+    campaign_id = campaign.id
     started = time.monotonic()
     hostapp.retry.send(campaign)
     for _ in range(rng.randint(2, 5)):
         time.sleep(rng.uniform(0.1, 1.5))
-        hostapp.db.session.rollback()
-        if reload(campaign).status is not EmailStatus.SENDING:
+        if _load(campaign_id).status is not EmailStatus.SENDING:
             break
         chaos.inject()
-    sweeps = _sweep_until_settled(campaign)
+    sweeps = _sweep_until_settled(campaign_id)
+    campaign = _load(campaign_id)
     assert chaos.alive() == [None, None], "a worker did not ride out the faults"
 
     rows = recipient_rows(campaign)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,8 @@ ABANDONED_JOB_RETRIES = 3
 #: Job statuses of work that still waits or runs (a STARTED job whose worker stopped
 #: heartbeating is not among them).
 LIVE_STATUSES = frozenset({"queued", "scheduled", "started", "deferred"})
+#: A scheduled job this late is taken as stranded (no live scheduler) and queued again.
+SCHEDULED_OVERDUE_SECONDS = 60
 
 
 class QueueBackend:
@@ -134,6 +137,21 @@ class QueueBackend:
         alive = {job_id for job_id, status in statuses.items() if status in LIVE_STATUSES}
         if any(status == "started" for status in statuses.values()):
             alive -= set(self.queue.started_job_registry.get_expired_job_ids())
+        overdue = [job_id for job_id, status in statuses.items() if status == "scheduled"]
+        if overdue:
+            # A scheduled job long past its time has no scheduler to move it (RQ's scheduler
+            # died with its worker and its lock has not expired yet): it does not count.
+            key = self.queue.scheduled_job_registry.key
+            with self.connection.pipeline(transaction=False) as pipe:
+                for job_id in overdue:
+                    pipe.zscore(key, job_id)
+                scores = pipe.execute()
+            limit = time.time() - SCHEDULED_OVERDUE_SECONDS
+            alive -= {
+                job_id
+                for job_id, score in zip(overdue, scores, strict=True)
+                if score is None or score < limit
+            }
         return alive
 
     def _forget(self, job_id: str) -> None:

@@ -32,6 +32,12 @@ log = logging.getLogger("flask_campaign_retry")
 
 FIRST_DELAY = 1.0
 MAX_DELAY = 30.0
+#: RQ's maintenance (registry cleanup, restarting a scheduler whose lock a killed worker held)
+#: runs every 10 minutes and an idle worker blocks on Redis for its TTL less 15 s: a worker
+#: killed with its scheduler would leave scheduled jobs (backoffs, the sweep chain) waiting
+#: that long. These bring it down to about a minute.
+WORKER_TTL_SECONDS = 60
+MAINTENANCE_SECONDS = 30
 
 
 class ServiceLost(Exception):
@@ -135,6 +141,8 @@ def run_resilient_worker(
                 simple=simple,
                 name=name if generation == 1 or name is None else f"{name}-{generation}",
                 outage_aware=_outage_aware,
+                worker_ttl=WORKER_TTL_SECONDS,
+                maintenance_interval=MAINTENANCE_SECONDS,
             )
             worker.work(with_scheduler=True, burst=burst)
         except (StopRequested, KeyboardInterrupt):
