@@ -54,6 +54,13 @@ def start_cli_worker(app: Flask, log_path: Path) -> subprocess.Popen[bytes]:
     )
 
 
+def _zombie(pid: int) -> bool:
+    with contextlib.suppress(OSError, IndexError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2] == "Z"
+    return True
+
+
 def _started_at(pid: int) -> int:
     stat = Path(f"/proc/{pid}/stat").read_text()
     return int(stat[stat.rindex(")") + 2 :].split()[19])
@@ -68,6 +75,8 @@ class Chaos:
         self.logs = logs
         self.rng = rng
         self.faults: Counter[str] = Counter()
+        #: Processes (horses) that may outlive the worker they came from.
+        self.orphans: list[int] = []
         self.workers = [self._start() for _ in range(2)]
         self.database = app.config["SQLALCHEMY_DATABASE_URI"].rsplit("/", 1)[1]
         self.admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -85,7 +94,8 @@ class Chaos:
     def kill_worker(self) -> None:
         """SIGKILL a worker with its work horse and scheduler; a fresh one takes its place."""
         index = self.rng.randrange(len(self.workers))
-        kill_worker(self.workers[index])
+        killed = kill_worker(self.workers[index])
+        self.orphans.extend(killed)
         self.workers[index] = self._start()
 
     def kill_horse(self) -> None:
@@ -114,9 +124,38 @@ class Chaos:
         time.sleep(self.rng.uniform(0.2, 3.0))
         self.redis.start()
 
+    def quiesce(self, timeout: float = 60) -> None:
+        """Stop the workers the way an operator does (SIGTERM: each finishes its job) and wait
+        until no worker and no work horse of theirs is left, orphaned horses included. Then no
+        batch can be in flight any more: every SENDING batch belongs to a dead process."""
+        pids = set()
+        for worker in self.workers:
+            pids |= {worker.pid, *_children(worker.pid)}
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker.pid, signal.SIGTERM)
+        pids |= set(self.orphans)
+        deadline = time.monotonic() + timeout
+        for worker in self.workers:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.wait(timeout=max(0.1, deadline - time.monotonic()))
+            if worker.poll() is None:
+                kill_worker(worker)
+        while any(Path(f"/proc/{pid}").exists() and not _zombie(pid) for pid in pids):
+            if time.monotonic() > deadline:
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                break
+            time.sleep(0.05)
+        self.orphans.clear()
+
+    def restart_workers(self) -> None:
+        self.workers = [self._start() for _ in range(2)]
+
     def stop(self) -> None:
         for worker in self.workers:
-            kill_worker(worker)
+            if worker.poll() is None:
+                kill_worker(worker)
         self.admin.dispose()
 
     def alive(self) -> list[Any]:

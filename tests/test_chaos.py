@@ -1,8 +1,9 @@
 """Chaos: a 5,000-recipient send on PostgreSQL with two real forking workers
 (``flask campaign-retry worker``) while, at random moments, worker processes and their work
 horses are SIGKILLed, the workers' PostgreSQL backends are terminated and a private Redis is
-stopped and restarted empty. Once the faults stop, the documented recovery runs (the sweep,
-with time moved past the lease of a dead worker's batch).
+stopped and restarted empty. Once the faults stop, the documented recovery runs: the workers
+are stopped and waited for (horses included), a sweep runs with time moved past the lease of
+the dead processes' batches, and fresh workers finish the work.
 
 Required of every run: nobody accepted twice by the provider, nobody lost (every recipient
 accepted exactly once in the end), no campaign left SENDING, counters equal to rows.
@@ -68,22 +69,33 @@ def _load(campaign_id: int) -> Any:
     return hostapp.db.session.get(hostapp.Campaign, campaign_id)
 
 
-def _sweep_until_settled(campaign_id: int, timeout: float = 180) -> int:
-    """The documented recovery: sweep (time moved past a dead worker's lease) until the
-    campaign is no longer SENDING and no automatic retry is pending. Returns sweeps run."""
-    deadline = time.monotonic() + timeout
+def _settled(campaign_id: int) -> bool:
+    current = _load(campaign_id)
+    return current.status is not EmailStatus.SENDING and current.next_auto_retry_at is None
+
+
+def _recover(chaos: Chaos, campaign_id: int, timeout: float = 180) -> int:
+    """The documented recovery, once the faults stop. The workers are stopped (SIGTERM) and
+    waited for, horses included, so that every batch still SENDING belongs to a dead process;
+    then a sweep runs with time moved past its lease (instead of waiting 30 s), and fresh
+    workers finish the requeued work and the automatic retries, swept now and then. Returns
+    the sweeps run."""
     sweeps = 0
-    while True:
-        current = _load(campaign_id)
-        if current.status is not EmailStatus.SENDING and current.next_auto_retry_at is None:
-            return sweeps
-        assert time.monotonic() < deadline, f"campaign still {current.status} after recovery"
+    if not _settled(campaign_id):
+        chaos.quiesce()
+        recover(now=utcnow() + timedelta(seconds=LEASE + 1))
+        sweeps += 1
+        chaos.restart_workers()
+    deadline = time.monotonic() + timeout
+    while not _settled(campaign_id):
+        assert time.monotonic() < deadline, "campaign still SENDING after recovery"
+        time.sleep(1.0)
         try:
-            recover(now=utcnow() + timedelta(seconds=LEASE + 1))
+            recover()
             sweeps += 1
         except (RedisError, sa.exc.OperationalError):
             hostapp.db.session.remove()
-        time.sleep(1.0)
+    return sweeps
 
 
 def _one_run(chaos: Chaos, mailgun: Any, run: int, rng: random.Random) -> dict[str, Any]:
@@ -100,7 +112,7 @@ def _one_run(chaos: Chaos, mailgun: Any, run: int, rng: random.Random) -> dict[s
         if _load(campaign_id).status is not EmailStatus.SENDING:
             break
         chaos.inject()
-    sweeps = _sweep_until_settled(campaign_id)
+    sweeps = _recover(chaos, campaign_id)
     campaign = _load(campaign_id)
     assert chaos.alive() == [None, None], "a worker did not ride out the faults"
 

@@ -150,8 +150,11 @@ def run_resilient_worker(
         except OUTAGE_ERRORS as exc:
             log.warning("worker: stopped by an outage (%s); reconnecting", type(exc).__name__)
             continue
-        if worker is not None and getattr(worker, "_stop_requested", False):
-            return
+        if worker is not None and (
+            getattr(worker, "_stop_requested", False)
+            or getattr(worker, "_shutdown_requested_date", None) is not None
+        ):
+            return  # SIGINT/SIGTERM: RQ's warm shutdown, busy or idle
         if worker is not None and worker.lost_connection:
             log.warning("worker: Redis stopped answering; reconnecting")
             continue
