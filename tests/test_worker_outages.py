@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from rq import Worker
 
 from flask_campaign_retry import EmailStatus
 from flask_campaign_retry.queue.job_ids import prepare_job_id
@@ -32,10 +34,7 @@ from tests.private_redis import PrivateRedis
 
 OUTAGE_SECONDS = float(os.environ.get("FCR_OUTAGE_SECONDS", "61"))
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.parametrize("database_url", ["postgres"], indirect=True),
-]
+pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
 
 def start_cli_worker(app: Flask, log_path: Path) -> subprocess.Popen[bytes]:
@@ -89,6 +88,32 @@ def set_connections(database: str, allowed: bool) -> None:
     admin.dispose()
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_the_worker_stops_on_sigterm_and_sigint_when_idle(
+    make_app: Any, tmp_path: Path, signum: int
+) -> None:
+    """Riding out outages must not mean ignoring the operator: an idle worker asked to stop
+    stops (RQ's warm shutdown), instead of starting a new work loop."""
+    app: Flask = make_app()
+    log_path = tmp_path / "worker.log"
+    worker = start_cli_worker(app, log_path)
+    try:
+        with app.app_context():
+            backend = get_state().queue(app)
+            wait_until(
+                lambda: any(w.get_state() == "idle" for w in Worker.all(queue=backend.queue)),
+                60,
+                "the worker to wait for jobs",
+            )
+        worker.send_signal(signum)
+        assert worker.wait(timeout=30) == 0, log_path.read_text()
+    finally:
+        if worker.poll() is None:
+            kill_worker(worker)
+    assert "RQ's work loop ended unexpectedly" not in log_path.read_text()
+
+
+@pytest.mark.slow
 def test_the_worker_rides_out_redis_and_postgres_outages(
     make_app: Any, private_redis: PrivateRedis, mailgun: Any, tmp_path: Path
 ) -> None:
