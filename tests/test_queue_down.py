@@ -144,3 +144,20 @@ def test_the_sweep_requeues_a_lost_batch_job_while_the_queue_is_busy(
         assert reload(campaign).status is EmailStatus.SENT
         assert mailgun.accepted_emails() == {a: 1 for a in emails(6)}
         assert {first, third} < {b.id for b in batches(campaign)}
+
+
+def test_a_stale_started_job_without_its_execution_records_is_replaced(app: Flask) -> None:
+    """An abandoned job whose execution records are gone (its worker died, Redis lost keys)
+    used to make RQ's delete raise and the sweep crash; it is replaced like any dead job."""
+    backend = get_state().queue(app)
+    job_id = "fcr-test-stale-started"
+    job = backend.enqueue("flask_campaign_retry.jobs.recover", job_id=job_id)
+    backend.queue.remove(job)
+    job.set_status("started")
+    backend.connection.zadd(backend.queue.started_job_registry.key, {f"{job_id}:gone": 1})
+    # The job's execution registry names an execution whose record no longer exists.
+    backend.connection.zadd(job.execution_registry.key, {"gone": 2**40})
+    assert backend.live([job_id]) == set()  # its registry entry expired long ago
+    assert backend.ensure("flask_campaign_retry.jobs.recover", job_id=job_id) is True
+    assert backend.live([job_id]) == {job_id}
+    assert backend.queue.job_ids == [job_id]

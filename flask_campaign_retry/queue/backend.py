@@ -160,4 +160,9 @@ class QueueBackend:
             job = self.job_class.fetch(job_id, connection=self.connection)
         except NoSuchJobError:
             return
-        job.delete(remove_from_queue=True)
+        try:
+            job.delete(remove_from_queue=True)
+        except ValueError:
+            # RQ raises when the job's execution records are gone (an abandoned job whose
+            # worker died, Redis restarted from an older snapshot): drop the hash itself.
+            self.connection.delete(job.key)
