@@ -106,6 +106,12 @@ def prepare_attempt(attempt_id: int) -> str:
                 target_recipients(state, campaign, attempt)
             else:
                 snapshot_recipients(state, campaign, attempt)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError):
+            # The database went away (restart, terminated connection): nothing was committed,
+            # and the job runs again after a backoff (queue.job_class) instead of failing the
+            # campaign with an empty list.
+            session.rollback()
+            raise
         except Exception as exc:
             session.rollback()
             log.exception("recipients_loader failed for campaign %s", attempt.campaign_id)
