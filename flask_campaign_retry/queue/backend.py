@@ -13,6 +13,7 @@ from redis import Redis
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
+from rq.utils import utcparse
 
 from flask_campaign_retry.clock import as_naive_utc
 from flask_campaign_retry.queue.embedded import embedded_redis_url
@@ -29,8 +30,9 @@ ABANDONED_JOB_RETRIES = 3
 #: Job statuses of work that still waits or runs (a STARTED job whose worker stopped
 #: heartbeating is not among them).
 LIVE_STATUSES = frozenset({"queued", "scheduled", "started", "deferred"})
-#: A scheduled job this late is taken as stranded (no live scheduler) and queued again.
-SCHEDULED_OVERDUE_SECONDS = 60
+#: A scheduled job this late is taken as stranded (RQ's scheduler moves due jobs every
+#: second; none runs, e.g. its lock is held by a killed worker) and queued again.
+SCHEDULED_OVERDUE_SECONDS = 10
 
 
 class QueueBackend:
@@ -102,24 +104,39 @@ class QueueBackend:
             queued += len(data)
         return queued
 
-    def ensure(self, func: str, *ids: Any, job_id: str, at: datetime | None = None) -> bool:
+    def ensure(
+        self,
+        func: str,
+        *ids: Any,
+        job_id: str,
+        at: datetime | None = None,
+        now: datetime | None = None,
+    ) -> bool:
         """Enqueue ``func(*ids)`` under ``job_id`` unless that job already waits or runs.
 
         Idempotent: the work is queued once however often this is called. A finished, failed
         or abandoned job of that id is replaced. Returns True when it was queued now.
         """
         known = self._statuses([job_id])
-        if self._live(known):
+        if self._live(known, now):
             return False
         if known[job_id] is not None:
             self._forget(job_id)
         self.enqueue(func, *ids, at=at, job_id=job_id)
         return True
 
-    def live(self, job_ids: Sequence[str]) -> set[str]:
-        """The ids among ``job_ids`` whose job waits (queued, scheduled, deferred) or runs
-        under a worker that is still heartbeating."""
-        return self._live(self._statuses(job_ids))
+    def live(
+        self,
+        job_ids: Sequence[str],
+        now: datetime | None = None,
+        started_grace: float | None = None,
+    ) -> set[str]:
+        """The ids among ``job_ids`` whose job waits (queued, or scheduled and not overdue at
+        ``now``, naive UTC, default the real time) or runs under a worker that is still
+        heartbeating. With ``started_grace``, a job started longer ago than that counts as
+        dead (the caller knows its work would have shown by then: a batch job claims its
+        batch at once, so one still QUEUED under an old started job lost its worker)."""
+        return self._live(self._statuses(job_ids), now, started_grace)
 
     def _statuses(self, job_ids: Sequence[str]) -> dict[str, str | None]:
         if not job_ids:
@@ -133,10 +150,31 @@ class QueueBackend:
             for job_id, value in zip(job_ids, raw, strict=True)
         }
 
-    def _live(self, statuses: dict[str, str | None]) -> set[str]:
+    def _live(
+        self,
+        statuses: dict[str, str | None],
+        now: datetime | None = None,
+        started_grace: float | None = None,
+    ) -> set[str]:
+        moment = time.time() if now is None else as_naive_utc(now).replace(tzinfo=UTC).timestamp()
         alive = {job_id for job_id, status in statuses.items() if status in LIVE_STATUSES}
-        if any(status == "started" for status in statuses.values()):
-            alive -= set(self.queue.started_job_registry.get_expired_job_ids())
+        queued = {job_id for job_id, status in statuses.items() if status == "queued"}
+        if queued:
+            # A worker killed between popping a job and starting it leaves it "queued" but
+            # in no queue: only jobs really in the queue's list wait.
+            alive -= queued - set(self.queue.get_job_ids())
+        started = [job_id for job_id, status in statuses.items() if status == "started"]
+        if started:
+            alive -= set(self.queue.started_job_registry.get_expired_job_ids(moment))
+        if started and started_grace is not None:
+            with self.connection.pipeline(transaction=False) as pipe:
+                for job_id in started:
+                    pipe.hget(self.job_class.key_for(job_id), "started_at")
+                stamps = pipe.execute()
+            for job_id, stamp in zip(started, stamps, strict=True):
+                began = utcparse(stamp.decode()) if stamp else None
+                if began is None or began.timestamp() < moment - started_grace:
+                    alive.discard(job_id)
         overdue = [job_id for job_id, status in statuses.items() if status == "scheduled"]
         if overdue:
             # A scheduled job long past its time has no scheduler to move it (RQ's scheduler
@@ -146,7 +184,7 @@ class QueueBackend:
                 for job_id in overdue:
                     pipe.zscore(key, job_id)
                 scores = pipe.execute()
-            limit = time.time() - SCHEDULED_OVERDUE_SECONDS
+            limit = moment - SCHEDULED_OVERDUE_SECONDS
             alive -= {
                 job_id
                 for job_id, score in zip(overdue, scores, strict=True)

@@ -217,9 +217,14 @@ def requeue_lost_work(state: AppState, app: Flask, now: datetime, report: Recove
         )
     ).all()
     session.rollback()
-    if stalled:
+    if stalled and backend.queue.count == 0:
+        # Nothing waits at all: every stalled batch lost its job (fresh job ids, so an
+        # abandoned job of the old id is left to RQ's own cleanup).
+        backend.enqueue_many(BATCH_JOB, [int(i) for i, _ in stalled])
+        report.requeued_batches.extend(int(i) for i, _ in stalled)
+    elif stalled:
         ids = [batch_job_id(queue_name, int(i), int(tries)) for i, tries in stalled]
-        live = backend.live(ids)
+        live = backend.live(ids, now, started_grace=REQUEUE_AFTER_SECONDS)
         lost = [
             (int(i), job_id)
             for (i, _), job_id in zip(stalled, ids, strict=True)
@@ -230,11 +235,11 @@ def requeue_lost_work(state: AppState, app: Flask, now: datetime, report: Recove
             report.requeued_batches.extend(i for i, _ in lost)
     for attempt_id in unprepared:
         job_id = prepare_job_id(queue_name, int(attempt_id))
-        if backend.ensure(PREPARE_JOB, int(attempt_id), job_id=job_id):
+        if backend.ensure(PREPARE_JOB, int(attempt_id), job_id=job_id, now=now):
             report.requeued_attempts.append(int(attempt_id))
     for campaign_id, retry_count in missed:
         job_id = auto_retry_job_id(queue_name, campaign_id, int(retry_count))
-        if backend.ensure(AUTO_RETRY_JOB, campaign_id, job_id=job_id):
+        if backend.ensure(AUTO_RETRY_JOB, campaign_id, job_id=job_id, now=now):
             report.requeued_auto_retries.append(campaign_id)
 
 
