@@ -17,7 +17,7 @@ from rq import Queue
 from rq.job import Job
 
 from flask_campaign_retry.clock import utcnow
-from flask_campaign_retry.engine.sending import BATCH_JOB, PREPARE_JOB
+from flask_campaign_retry.queue.names import BATCH_JOB, PREPARE_JOB
 from flask_campaign_retry.statuses import EmailStatus
 
 from . import hostapp

@@ -8,6 +8,7 @@ from flask_campaign_retry.errors import (
     ConfigurationError,
     InvalidScheduleTime,
     NotInitializedError,
+    QueueUnavailable,
     TransitionRefused,
 )
 from flask_campaign_retry.extension import CampaignRetry
@@ -40,6 +41,7 @@ __all__ = [
     "OutgoingMessage",
     "Provider",
     "ProviderError",
+    "QueueUnavailable",
     "RecipientOutcome",
     "RecipientResult",
     "RecipientResults",

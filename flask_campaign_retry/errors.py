@@ -30,3 +30,17 @@ class TransitionRefused(CampaignRetryError):
 class InvalidScheduleTime(CampaignRetryError, ValueError):
     """A time to schedule a campaign at is unparsable, has no time zone, or is not in the
     future; the message says which and shows an accepted form."""
+
+
+class QueueUnavailable(CampaignRetryError):
+    """The job queue (Redis) could not be reached when work had to be queued.
+
+    Nothing was changed: the campaign is as it was before the call. Try again once Redis is
+    back (the routes answer 503 with ``code`` ``queue_unavailable``).
+    """
+
+    code = "queue_unavailable"
+    reason = "The queue is unavailable, try again in a moment. Nothing was changed."
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(self.reason + (f" ({detail})" if detail else ""))

@@ -34,6 +34,7 @@ from flask_campaign_retry.policy.adoption import Adoption, adopt_sent
 from flask_campaign_retry.policy.cloning import clone_campaign
 from flask_campaign_retry.policy.eligibility import retry_eligibility
 from flask_campaign_retry.policy.retrying import start_retry
+from flask_campaign_retry.providers.loader import load_provider
 from flask_campaign_retry.queue.backend import QueueBackend
 from flask_campaign_retry.recovery.sweep import recover
 from flask_campaign_retry.state import EXTENSION_KEY, AppState, get_state
@@ -92,6 +93,14 @@ class CampaignRetry:
         settings = load_settings(app.config)
         load_webhook_options(app.config)  # fail at start-up, not at the first alert
         load_web_options(app.config)
+        # An unknown provider, or one whose settings are missing, fails here with the fix-it
+        # message, never later in a worker while the campaign waits in SENDING.
+        provider = load_provider(settings.provider, app.config)
+        fallback = (
+            load_provider(settings.fallback_provider, app.config)
+            if settings.fallback_provider is not None
+            else None
+        )
         models = tracking_models(db, campaign_model)
         app.extensions[EXTENSION_KEY] = AppState(
             extension=self,
@@ -100,14 +109,11 @@ class CampaignRetry:
             models=models,
             queue_factory=QueueBackend.for_app,
         )
+        app.extensions[EXTENSION_KEY].use_provider(provider)
+        if fallback is not None:
+            app.extensions[EXTENSION_KEY].use_fallback_provider(fallback)
         register_surfaces(app)  # routes, panel global, CLI group
         register_mailgun_webhook(app)  # POST <prefix>/webhooks/mailgun (signature, not CSRF)
-        if settings.redis_url is None:
-            log.warning(
-                "CAMPAIGN_RETRY_REDIS_URL is not set: using the embedded in-process queue, "
-                "which is for development only. Production needs a real Redis and "
-                "`flask campaign-retry worker` processes."
-            )
         if self.hooks.authorize is None:
             log.warning(
                 "No @retry.authorize hook is registered yet: until one is, every "

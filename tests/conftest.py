@@ -16,7 +16,7 @@ from flask import Flask
 from tests import hostapp
 
 #: The web fixtures (web_app, client, authorize) live in tests/webapp.py.
-pytest_plugins = ["tests.webapp"]
+pytest_plugins = ["tests.webapp", "tests.private_redis"]
 
 IN_CI = os.environ.get("CI") == "true"
 REDIS_HOST = os.environ.get("FCR_TEST_REDIS_HOST", "127.0.0.1")

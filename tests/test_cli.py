@@ -84,4 +84,6 @@ def test_unknown_ids_are_errors(web_app: Flask) -> None:
     for command in ("status", "send", "retry", "clone"):
         result = run(web_app, command, "abc")
         assert result.exit_code == 1
-        assert "Error: There is no campaign with id 'abc'." in result.output
+        assert "Error: There is no campaign with id 'abc': campaign ids are whole numbers" in (
+            result.output
+        )

@@ -117,7 +117,7 @@ def test_a_signed_body_without_event_data_is_refused(client: FlaskClient) -> Non
     assert client.post(PATH, json=body).status_code == 406
 
 
-def test_same_token_twice_second_is_ignored(
+def test_same_token_twice_second_is_refused_with_406(
     hook_app: Flask, client: FlaskClient, mailgun: FakeMailgun
 ) -> None:
     campaign = sent_campaign(hook_app)
@@ -128,9 +128,10 @@ def test_same_token_twice_second_is_ignored(
     # The signature covers only timestamp + token: a replay with another body must not apply.
     delivered = mailgun.events.deliver(accepted["recipient"])
     second = client.post(PATH, json={"signature": body["signature"], "event-data": delivered})
-    assert second.status_code == 200
+    # README and Mailgun: 406 rejects without retries; nothing is written.
+    assert second.status_code == 406
     assert second.get_json() == {
-        "status": "ignored",
+        "status": "rejected",
         "reason": "this token was seen before (replay)",
     }
     assert row(campaign, accepted["recipient"]).status is RecipientStatus.SENT

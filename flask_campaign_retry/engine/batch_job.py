@@ -21,8 +21,10 @@ from flask_campaign_retry.engine.provider_choice import provider_for_campaign
 from flask_campaign_retry.engine.reasons import describe
 from flask_campaign_retry.engine.settled_signal import announce_settled
 from flask_campaign_retry.engine.submission import submit
+from flask_campaign_retry.errors import ConfigurationError
 from flask_campaign_retry.policy.backoff import next_try_at
 from flask_campaign_retry.providers.base import BatchRecipient, BatchRef
+from flask_campaign_retry.queue.job_ids import batch_job_id
 from flask_campaign_retry.queue.names import BATCH_JOB
 from flask_campaign_retry.sql import claim_where
 from flask_campaign_retry.state import AppState, get_state
@@ -76,9 +78,10 @@ def _claim(
     return (row[0], int(row[1]), int(row[2]), row[3]) if row is not None else None
 
 
-def _wait_time(state: AppState, batch_id: int) -> datetime | None:
-    """When a queued batch that could not be claimed (paused or not due) should be tried again;
-    None when it is not waiting at all (claimed by someone else, settled, halted).
+def _wait_time(state: AppState, batch_id: int) -> tuple[datetime, int] | None:
+    """When a queued batch that could not be claimed (paused or not due) should be tried again,
+    and its claims so far; None when it is not waiting at all (claimed by someone else,
+    settled, halted).
 
     A batch still QUEUED always gets a time, at least a second from now: the pause may have
     ended between the failed claim and this read, and dropping the job then would strand the
@@ -87,7 +90,7 @@ def _wait_time(state: AppState, batch_id: int) -> datetime | None:
     batches = state.models.batch.__table__
     attempts = state.models.attempt.__table__
     row = state.db.session.execute(
-        sa.select(batches.c.next_try_at, attempts.c.paused_until)
+        sa.select(batches.c.next_try_at, attempts.c.paused_until, batches.c.tries)
         .join(attempts, attempts.c.id == batches.c.attempt_id)
         .where(
             batches.c.id == batch_id,
@@ -97,8 +100,8 @@ def _wait_time(state: AppState, batch_id: int) -> datetime | None:
     ).first()
     if row is None:
         return None
-    moments: list[datetime] = [moment for moment in row if moment is not None]
-    return max([*moments, utcnow() + timedelta(seconds=1)])
+    moments: list[datetime] = [moment for moment in row[:2] if moment is not None]
+    return max([*moments, utcnow() + timedelta(seconds=1)]), int(row[2])
 
 
 def _cancel_if_halted(state: AppState, batch_id: int) -> int | None:
@@ -181,20 +184,28 @@ def run_batch(batch_id: int) -> str:
         wait = _wait_time(state, batch_id)
         session.rollback()
         if wait is not None:
-            _requeue(batch_id, wait)
+            _requeue(batch_id, wait[0], wait[1], waiting=True)
             return "waiting"
         return "not claimable"
     campaign_id, attempt_id, tries, frozen_message = claimed
     recipients = _take_recipients(state, batch_id, campaign_id)
     session.commit()
 
-    outcome = BatchOutcome(batch_id, attempt_id, token, all_claimed_ids=[r.id for r in recipients])
+    outcome = BatchOutcome(
+        batch_id, attempt_id, token, all_claimed_ids=[r.id for r in recipients], tries=tries
+    )
     campaign = _LazyCampaign(state, campaign_id)
     try:
         message = build_message(frozen_message)
         in_headers = header_variables(message)
         excluded = _exclusions(state, campaign, recipients)
         key, provider = provider_for_campaign(state, current_app, campaign.get)
+    except ConfigurationError as exc:
+        # Nothing was submitted: the recipients fail as FATAL (retryable once the configuration
+        # is fixed) and the attempt halts, so the campaign ends FAILED with the fix-it message
+        # instead of staying SENDING while RQ retries the job.
+        log.error("provider cannot be built for campaign %s: %s", campaign_id, exc)
+        outcome.builder_error = f"the provider cannot be built: {exc}"[:500]
     except Exception as exc:
         log.exception("host hook failed for campaign %s batch %s", campaign_id, batch_id)
         outcome.builder_error = f"the host's hook raised {describe(exc)}"[:500]
@@ -244,10 +255,13 @@ def _plan_next_try(state: AppState, outcome: BatchOutcome, tries: int) -> None:
         )
 
 
-def _requeue(batch_id: int, at: datetime) -> None:
+def _requeue(batch_id: int, at: datetime, tries: int, *, waiting: bool = False) -> None:
+    """Queue the batch's next claim for ``at`` under its deterministic job id (a job that only
+    waits keeps its claim count, so its id also names the time it waits for)."""
     state = get_state()
-    state.queue(current_app._get_current_object()).enqueue(  # type: ignore[attr-defined]
-        BATCH_JOB, batch_id, at=at
+    job_id = batch_job_id(state.settings.queue_name, batch_id, tries, at if waiting else None)
+    state.queue(current_app._get_current_object()).ensure(  # type: ignore[attr-defined]
+        BATCH_JOB, batch_id, job_id=job_id, at=at
     )
 
 
@@ -267,7 +281,7 @@ def _record(state: AppState, campaign_id: Any, outcome: BatchOutcome) -> str:
         state, campaign_id, outcome.attempt_id, outcome.batch_id, outcome.all_claimed_ids
     )
     if outcome.reschedule_at is not None:
-        _requeue(outcome.batch_id, outcome.reschedule_at)
+        _requeue(outcome.batch_id, outcome.reschedule_at, outcome.tries)
         return "rescheduled"
     if settled >= total:
         finalize_attempt(state, outcome.attempt_id)

@@ -172,7 +172,7 @@ def finalize_attempt(state: AppState, attempt_id: int) -> EmailStatus | None:
     campaign.next_auto_retry_at = auto_retry_at
     session.commit()
     if auto_retry_at is not None:
-        enqueue_auto_retry(state, campaign.id, auto_retry_at)
+        enqueue_auto_retry(state, campaign.id, auto_retry_at, campaign.retry_count)
     log.info(
         "campaign %s attempt %s finished %s: %d of %d accepted",
         campaign.id,

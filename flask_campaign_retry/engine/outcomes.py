@@ -37,6 +37,8 @@ class BatchOutcome:
     pause_until: datetime | None = None
     #: Key of the provider that carried this run (recorded on the batch row).
     provider: str | None = None
+    #: Claims of the batch so far, this one included (names the next try's job).
+    tries: int = 0
 
     def _deferred(self, group: GroupOutcome) -> bool:
         error = group.error

@@ -19,6 +19,8 @@ from flask_campaign_retry.engine.targeting import has_recipient_rows, target_rec
 from flask_campaign_retry.errors import TransitionRefused
 from flask_campaign_retry.policy.backoff import next_try_at
 from flask_campaign_retry.policy.incarnation import discard_stale_rows, ensure_incarnation
+from flask_campaign_retry.policy.start_guard import enqueue_preparation_or_undo, previous_values
+from flask_campaign_retry.queue.job_ids import batch_job_id
 from flask_campaign_retry.queue.names import BATCH_JOB, PREPARE_JOB
 from flask_campaign_retry.reconciliation.reconcile import reconcile_uncertain
 from flask_campaign_retry.state import AppState, get_state
@@ -38,8 +40,9 @@ def start_send(
 ) -> Any:
     """Move ``campaign`` from DRAFT/SCHEDULED to SENDING in one conditional UPDATE and queue the
     preparation of its first attempt. Raises :class:`TransitionRefused` (nothing written) if the
-    campaign is not in a sendable state. ``only_if`` adds a condition on the campaign row to the
-    same UPDATE (the scheduled start: still SCHEDULED for the time that is due)."""
+    campaign is not in a sendable state, and :class:`QueueUnavailable` (nothing changed) if
+    Redis cannot be reached. ``only_if`` adds a condition on the campaign row to the same UPDATE
+    (the scheduled start: still SCHEDULED for the time that is due)."""
     session = state.db.session
     models = state.models
     campaigns = models.campaign.__table__
@@ -47,6 +50,9 @@ def start_send(
     conditions = [pk == campaign.id, campaigns.c.status.in_(SENDABLE)]
     if only_if is not None:
         conditions.append(only_if)
+    restore = previous_values(
+        state, campaign.id, "status", "failure_reason", "failed_at", "current_attempt_id"
+    )
     moved = session.execute(
         sa.update(campaigns)
         .where(*conditions)
@@ -78,7 +84,7 @@ def start_send(
     )
     session.commit()
     session.refresh(campaign)
-    state.queue(current_app._get_current_object()).enqueue(PREPARE_JOB, attempt.id)  # type: ignore[attr-defined]
+    enqueue_preparation_or_undo(state, campaign, attempt, restore)
     return attempt
 
 
@@ -103,9 +109,9 @@ def prepare_attempt(attempt_id: int, tries: int = 0) -> str:
             return _preparation_failed(state, attempt_id, exc, tries)
     batches = models.batch.__table__
     queued = [
-        int(batch_id)
-        for (batch_id,) in session.execute(
-            sa.select(batches.c.id)
+        (int(batch_id), int(tries))
+        for batch_id, tries in session.execute(
+            sa.select(batches.c.id, batches.c.tries)
             .where(batches.c.attempt_id == attempt_id, batches.c.status == BatchStatus.QUEUED)
             .order_by(batches.c.seq)
         )
@@ -121,7 +127,12 @@ def prepare_attempt(attempt_id: int, tries: int = 0) -> str:
             )
         finalize_attempt(state, attempt_id)
         return "empty"
-    state.queue(current_app._get_current_object()).enqueue_many(BATCH_JOB, queued)  # type: ignore[attr-defined]
+    queue_name = state.settings.queue_name
+    state.queue(current_app._get_current_object()).enqueue_many(  # type: ignore[attr-defined]
+        BATCH_JOB,
+        [batch_id for batch_id, _ in queued],
+        job_ids=[batch_job_id(queue_name, batch_id, tries) for batch_id, tries in queued],
+    )
     return f"enqueued {len(queued)} batches"
 
 

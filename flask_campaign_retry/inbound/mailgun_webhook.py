@@ -14,7 +14,7 @@ signature does not verify                              406    reject; nothing is
 timestamp older than the tolerance (or in the future)  406    reject (replay window closed)
 event type we do not use (opened, clicked ...)         200    acknowledged, ignored
 no ``v:`` variables of ours / ids or address disagree  200    acknowledged, ignored (other mail)
-token seen before                                      200    acknowledged, ignored (replay)
+token seen before                                      406    reject without retries (replay)
 Redis unreachable                                      503    Mailgun retries later
 applied, or already known                              200    ``{"status": "changed"|...}``
 =====================================================  =====  ==================================
@@ -189,7 +189,8 @@ def mailgun() -> ResponseReturnValue:
     cache = ReplayCache(state.queue(app).connection, state.settings.queue_name)
     try:
         if not cache.claim(signature, now, tolerance):
-            return _answer(200, "ignored", "this token was seen before (replay)")
+            log.warning("Mailgun webhook refused: token replayed")
+            return _answer(406, "rejected", "this token was seen before (replay)")
     except RedisError as exc:
         log.error("Mailgun webhook answered 503: Redis is unreachable (%s)", type(exc).__name__)
         return _answer(503, "unavailable", "the replay cache is unreachable")

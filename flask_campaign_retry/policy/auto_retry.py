@@ -18,6 +18,7 @@ from flask import current_app
 from flask_campaign_retry.errors import TransitionRefused
 from flask_campaign_retry.policy.backoff import next_try_at
 from flask_campaign_retry.policy.retrying import start_retry
+from flask_campaign_retry.queue.job_ids import auto_retry_job_id
 from flask_campaign_retry.queue.names import AUTO_RETRY_JOB
 from flask_campaign_retry.state import AppState, get_state
 from flask_campaign_retry.statuses import AttemptTrigger, EmailStatus, FailureKind, RecipientStatus
@@ -53,9 +54,11 @@ def plan_auto_retry(
     return at
 
 
-def enqueue_auto_retry(state: AppState, campaign_id: Any, at: datetime) -> None:
-    state.queue(current_app._get_current_object()).enqueue(  # type: ignore[attr-defined]
-        AUTO_RETRY_JOB, campaign_id, at=at
+def enqueue_auto_retry(state: AppState, campaign_id: Any, at: datetime, retry_count: int) -> None:
+    """Schedule the automatic retry planned after ``retry_count`` retries (one job per plan)."""
+    job_id = auto_retry_job_id(state.settings.queue_name, campaign_id, retry_count)
+    state.queue(current_app._get_current_object()).ensure(  # type: ignore[attr-defined]
+        AUTO_RETRY_JOB, campaign_id, job_id=job_id, at=at
     )
 
 

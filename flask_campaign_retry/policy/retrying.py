@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 
 from flask_campaign_retry.clock import utcnow
 from flask_campaign_retry.errors import TransitionRefused
@@ -14,7 +13,7 @@ from flask_campaign_retry.policy.eligibility import (
     retry_eligibility,
     retryable_condition,
 )
-from flask_campaign_retry.queue.names import PREPARE_JOB
+from flask_campaign_retry.policy.start_guard import enqueue_preparation_or_undo, previous_values
 from flask_campaign_retry.signals import retry_started
 from flask_campaign_retry.state import AppState
 from flask_campaign_retry.statuses import AttemptTrigger, EmailStatus
@@ -31,7 +30,8 @@ def start_retry(
     """Move the campaign to SENDING with one conditional UPDATE that re-checks every rule.
 
     Of any number of concurrent callers exactly one wins; the others get
-    :class:`TransitionRefused` with the reason as it stands after the winner's commit.
+    :class:`TransitionRefused` with the reason as it stands after the winner's commit. When
+    Redis cannot be reached nothing changes and :class:`QueueUnavailable` is raised.
     """
     session = state.db.session
     models = state.models
@@ -43,6 +43,9 @@ def start_retry(
         sa.exists().where(retryable_condition(recipients, c.id, include_uncertain)),
         # A list never frozen (the preparation failed before): the retry runs the loader.
         ~sa.exists().where(recipients.c.campaign_id == c.id),
+    )
+    restore = previous_values(
+        state, campaign.id, "status", "retry_count", "next_auto_retry_at", "current_attempt_id"
     )
     moved = session.execute(
         sa.update(campaigns)
@@ -86,6 +89,6 @@ def start_retry(
     session.commit()
     session.refresh(campaign)
 
+    enqueue_preparation_or_undo(state, campaign, attempt, restore)
     retry_started.send(campaign, attempt=attempt, trigger=trigger.value)
-    state.queue(current_app._get_current_object()).enqueue(PREPARE_JOB, attempt.id)  # type: ignore[attr-defined]
     return attempt

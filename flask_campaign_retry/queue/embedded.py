@@ -5,6 +5,11 @@ fakeredis's ``TcpFakeServer`` on a free loopback port, an RQ ``SimpleWorker`` th
 scheduler thread against it. Jobs take exactly the code path they take in production (RQ
 serialisation, retries, scheduled jobs); only the Redis server and the worker's process model
 differ. Not for production: the queue lives and dies with the web process.
+
+It also starts the recovery sweep's chain (as a worker does), so work another process left
+behind (a CLI command interrupted, a web process restarted) is picked up. The warning that
+this queue is for development is logged once per process, when the queue starts: never for
+``flask --help`` or a command that queues nothing.
 """
 
 from __future__ import annotations
@@ -22,11 +27,18 @@ from rq.timeouts import TimerDeathPenalty
 
 from flask_campaign_retry.errors import ConfigurationError
 from flask_campaign_retry.queue.job_class import bound_job_class
+from flask_campaign_retry.queue.names import RECOVERY_JOB
 from flask_campaign_retry.state import get_state
 
 log = logging.getLogger("flask_campaign_retry")
 
 _lock = threading.Lock()
+_warned = threading.Event()
+EMBEDDED_WARNING = (
+    "CAMPAIGN_RETRY_REDIS_URL is not set: flask-campaign-retry runs its embedded in-process "
+    "queue, which is for development only (its jobs die with this process). Production needs "
+    "a real Redis and `flask campaign-retry worker` processes."
+)
 
 
 class _ThreadWorker(SimpleWorker):
@@ -129,7 +141,28 @@ def embedded_redis_url(app: Flask) -> str:
         for thread in threads:
             thread.start()
         state.embedded = EmbeddedQueue(url, server, scheduler, threads, stopping)
-        log.warning(
-            "flask-campaign-retry started its embedded queue at %s (development only).", url
-        )
+        if not _warned.is_set():
+            _warned.set()
+            log.warning(EMBEDDED_WARNING)
+        # A first recovery sweep now; it schedules the next ones (SET NX guarded chain).
+        queue.enqueue(RECOVERY_JOB)
         return url
+
+
+def embedded_idle(app: Flask) -> bool:
+    """True when the app's embedded queue has nothing waiting, running or scheduled (the
+    recovery sweep's own chain aside): a CLI command that ran work on it may stop it."""
+    from rq import Queue
+
+    state = get_state(app)
+    embedded = state.embedded
+    if embedded is None:
+        return True
+    queue = Queue(state.settings.queue_name, connection=Redis.from_url(embedded.url))
+    if queue.count or queue.started_job_registry.count:
+        return False
+    for job in queue.scheduled_job_registry.get_job_ids():
+        fetched = queue.fetch_job(job)
+        if fetched is not None and fetched.func_name != RECOVERY_JOB:
+            return False
+    return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
@@ -11,18 +12,26 @@ from flask_campaign_retry.state import get_state
 
 
 def make_worker(
-    app: Flask, *, simple: bool = False, name: str | None = None, **kwargs: Any
+    app: Flask,
+    *,
+    simple: bool = False,
+    name: str | None = None,
+    outage_aware: Callable[[type], type] | None = None,
+    **kwargs: Any,
 ) -> Worker | SimpleWorker:
     """A worker on the app's queue whose jobs run inside ``app``'s context.
 
     ``simple=True`` runs jobs in this process (no fork): for tests and the embedded queue.
+    ``outage_aware`` wraps the worker class (see :mod:`queue.resilient`).
     """
     state = get_state(app)
     backend = state.queue(app)
     if not simple:
         _preload(app)
-    worker_class = SimpleWorker if simple else Worker
-    return worker_class(
+    worker_class: Any = SimpleWorker if simple else Worker
+    if outage_aware is not None:
+        worker_class = outage_aware(worker_class)
+    return worker_class(  # type: ignore[no-any-return]
         [backend.queue],
         connection=backend.connection,
         job_class=backend.job_class,

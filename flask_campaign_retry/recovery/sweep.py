@@ -12,9 +12,9 @@ concurrently, or a sweep racing a slow but live worker, change each row once:
 4. SCHEDULED campaigns whose time passed while nothing ran (downtime, a lost job) are started
    if they are still within ``CAMPAIGN_RETRY_SCHEDULE_GRACE``; older ones stay SCHEDULED with
    the reason (``engine.scheduling.start_due``, the same compare-and-set as the start job).
-5. When the queue is idle, work whose job was lost (a QUEUED batch long due, an unprepared
-   attempt, a missed automatic retry) is enqueued again; duplicates are harmless because only a
-   claim can submit.
+5. Work whose job is missing from Redis (a QUEUED batch due, an unprepared attempt, a missed
+   automatic retry) is enqueued again under its deterministic job id, busy queue or not;
+   duplicates are harmless anyway because only a claim can submit.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from flask import Flask, current_app
 from flask_campaign_retry.clock import utcnow
 from flask_campaign_retry.engine.finalize import finalize_attempt, refresh_campaign_status
 from flask_campaign_retry.engine.scheduling import overdue_campaigns, start_due
+from flask_campaign_retry.queue.job_ids import auto_retry_job_id, batch_job_id, prepare_job_id
 from flask_campaign_retry.queue.names import AUTO_RETRY_JOB, BATCH_JOB, PREPARE_JOB, RECOVERY_JOB
 from flask_campaign_retry.reconciliation.reconcile import reconcile_batches
 from flask_campaign_retry.state import AppState, get_state
@@ -40,6 +41,9 @@ log = logging.getLogger("flask_campaign_retry")
 #: Batches looked up per sweep: bounds the time one sweep spends asking the provider.
 RECONCILE_BATCHES_PER_SWEEP = 200
 LOST_IN_FLIGHT = "the worker stopped while this batch was in flight; the provider may have it"
+#: Work is requeued only once it has been due this long without a live job: whoever
+#: committed it has had time to enqueue it (a duplicate would be harmless anyway).
+REQUEUE_AFTER_SECONDS = 10
 
 
 @dataclass
@@ -188,53 +192,73 @@ def start_overdue_scheduled(state: AppState, now: datetime, report: RecoveryRepo
 
 
 def requeue_lost_work(state: AppState, app: Flask, now: datetime, report: RecoveryReport) -> None:
-    """Step 5: when nothing waits in the queue, re-enqueue work whose job went missing."""
+    """Step 5: re-enqueue work whose job went missing (Redis restarted, a job failed while the
+    database was down, a crash between a commit and its enqueue).
+
+    Every piece of work has a deterministic job id (:mod:`queue.job_ids`), so this asks Redis
+    whether that job still waits or runs and enqueues only the missing ones: no need to wait
+    for an idle queue, and sweeps running together queue each piece of work once.
+    """
     backend = state.queue(app)
-    if backend.queue.count > 0:
-        return
-    grace = now - timedelta(seconds=state.settings.lease_seconds)
+    queue_name = state.settings.queue_name
+    settled = now - timedelta(seconds=REQUEUE_AFTER_SECONDS)
     session = state.db.session
     models = state.models
     b = models.batch.__table__.c
     a = models.attempt.__table__.c
     c = models.campaign.__table__.c
-    stalled = list(
-        session.execute(
-            sa.select(b.id)
-            .join(models.attempt.__table__, a.id == b.attempt_id)
-            .where(
-                b.status == BatchStatus.QUEUED,
-                a.ended_at.is_(None),
-                a.halt_reason.is_(None),
-                b.created_at < grace,
-                sa.or_(b.next_try_at.is_(None), b.next_try_at < grace),
-            )
-        ).scalars()
-    )
+    stalled = session.execute(
+        sa.select(b.id, b.tries)
+        .join(models.attempt.__table__, a.id == b.attempt_id)
+        .where(
+            b.status == BatchStatus.QUEUED,
+            a.ended_at.is_(None),
+            a.halt_reason.is_(None),
+            sa.or_(a.paused_until.is_(None), a.paused_until < settled),
+            b.created_at < settled,
+            sa.or_(b.next_try_at.is_(None), b.next_try_at < settled),
+        )
+        .order_by(b.id)
+    ).all()
     unprepared = list(
         session.execute(
-            sa.select(a.id).where(a.prepared.is_(False), a.ended_at.is_(None), a.started_at < grace)
-        ).scalars()
-    )
-    missed = list(
-        session.execute(
-            sa.select(c.id).where(
-                c.status.in_([EmailStatus.FAILED, EmailStatus.PARTIALLY_SENT]),
-                c.next_auto_retry_at.isnot(None),
-                c.next_auto_retry_at < grace,
+            sa.select(a.id).where(
+                a.prepared.is_(False), a.ended_at.is_(None), a.started_at < settled
             )
         ).scalars()
     )
+    missed = session.execute(
+        sa.select(c.id, c.retry_count).where(
+            c.status.in_([EmailStatus.FAILED, EmailStatus.PARTIALLY_SENT]),
+            c.next_auto_retry_at.isnot(None),
+            c.next_auto_retry_at < settled,
+        )
+    ).all()
     session.rollback()
-    if stalled:
-        backend.enqueue_many(BATCH_JOB, [int(i) for i in stalled])
-        report.requeued_batches.extend(int(i) for i in stalled)
+    if stalled and backend.queue.count == 0:
+        # Nothing waits at all: every stalled batch lost its job (fresh job ids, so an
+        # abandoned job of the old id is left to RQ's own cleanup).
+        backend.enqueue_many(BATCH_JOB, [int(i) for i, _ in stalled])
+        report.requeued_batches.extend(int(i) for i, _ in stalled)
+    elif stalled:
+        ids = [batch_job_id(queue_name, int(i), int(tries)) for i, tries in stalled]
+        live = backend.live(ids, now, started_grace=REQUEUE_AFTER_SECONDS)
+        lost = [
+            (int(i), job_id)
+            for (i, _), job_id in zip(stalled, ids, strict=True)
+            if job_id not in live
+        ]
+        if lost:
+            backend.enqueue_many(BATCH_JOB, [i for i, _ in lost], [j for _, j in lost])
+            report.requeued_batches.extend(i for i, _ in lost)
     for attempt_id in unprepared:
-        backend.enqueue(PREPARE_JOB, int(attempt_id))
-        report.requeued_attempts.append(int(attempt_id))
-    for campaign_id in missed:
-        backend.enqueue(AUTO_RETRY_JOB, campaign_id)
-        report.requeued_auto_retries.append(campaign_id)
+        job_id = prepare_job_id(queue_name, int(attempt_id))
+        if backend.ensure(PREPARE_JOB, int(attempt_id), job_id=job_id, now=now):
+            report.requeued_attempts.append(int(attempt_id))
+    for campaign_id, retry_count in missed:
+        job_id = auto_retry_job_id(queue_name, campaign_id, int(retry_count))
+        if backend.ensure(AUTO_RETRY_JOB, campaign_id, job_id=job_id, now=now):
+            report.requeued_auto_retries.append(campaign_id)
 
 
 def recover(now: datetime | None = None) -> RecoveryReport:
@@ -273,12 +297,19 @@ def schedule_recovery(app: Flask) -> bool:
 
 
 def run_scheduled_recovery() -> str:
-    """The RQ job: sweep, then schedule the next sweep."""
-    report = recover()
+    """The RQ job: sweep, then schedule the next sweep (also when this sweep failed, e.g. on
+    a database outage: the chain must outlive it)."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     state = get_state(app)
+    try:
+        summary = f"recovered {len(recover().expired_batches)} expired batches"
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        # Not raised: RQ would run this link again and the chain would fork in two.
+        log.warning("recovery sweep skipped: the database is unreachable (%s)", type(exc).__name__)
+        summary = "skipped: the database is unreachable"
+    state.db.session.rollback()
     state.queue(app).connection.delete(
         f"campaign_retry:{state.settings.queue_name}:recovery-scheduled"
     )
     schedule_recovery(app)
-    return f"recovered {len(report.expired_batches)} expired batches"
+    return summary

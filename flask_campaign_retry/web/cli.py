@@ -20,12 +20,18 @@ from flask_campaign_retry.clock import isoformat_utc
 from flask_campaign_retry.errors import (
     ConfigurationError,
     InvalidScheduleTime,
+    QueueUnavailable,
     TransitionRefused,
 )
-from flask_campaign_retry.queue.worker import make_worker
+from flask_campaign_retry.queue.resilient import run_resilient_worker
 from flask_campaign_retry.recovery.sweep import recover, schedule_recovery
 from flask_campaign_retry.state import AppState, get_state
-from flask_campaign_retry.web.lookup import load_campaign
+from flask_campaign_retry.web.cli_embedded import (
+    run_campaign_here,
+    run_queue_here,
+    uses_embedded_queue,
+)
+from flask_campaign_retry.web.lookup import id_problem, load_campaign
 from flask_campaign_retry.web.report import delivery_report
 
 cli_group = AppGroup(
@@ -42,6 +48,9 @@ def _actor() -> str:
 
 
 def _campaign(state: AppState, campaign_id: str) -> Any:
+    problem = id_problem(state, campaign_id)
+    if problem is not None:
+        raise click.ClickException(f"There is no campaign with id {campaign_id[:40]!r}: {problem}.")
     campaign = load_campaign(state, campaign_id)
     if campaign is None:
         raise click.ClickException(f"There is no campaign with id {campaign_id!r}.")
@@ -56,15 +65,25 @@ def worker_command(burst: bool, simple: bool, name: str | None) -> None:
     """Work the app's queue; every job runs inside this app's context (scheduler included).
 
     A recovery sweep runs first (work a dead worker left behind), and a scheduled sweep chain
-    is started if none is running.
+    is started if none is running. Redis and database outages are ridden out: the worker
+    waits for both with backoff (logging each try), sweeps again and resumes.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    report = recover()
-    if any(report.as_dict().values()):
-        click.echo(f"recovery: {json.dumps(report.as_dict())}")
-    schedule_recovery(app)
-    worker = make_worker(app, simple=simple, name=name)
-    worker.work(with_scheduler=True, burst=burst)
+    if uses_embedded_queue(get_state()):
+        click.echo(
+            "Error: `flask campaign-retry worker` needs Redis: set CAMPAIGN_RETRY_REDIS_URL "
+            "(without it, the web process runs an embedded development queue).",
+            err=True,
+        )
+        click.get_current_context().exit(2)
+
+    def on_connected() -> None:
+        report = recover()
+        if any(report.as_dict().values()):
+            click.echo(f"recovery: {json.dumps(report.as_dict())}")
+        schedule_recovery(app)
+
+    run_resilient_worker(app, on_connected=on_connected, burst=burst, simple=simple, name=name)
 
 
 @cli_group.command("recover")
@@ -72,6 +91,9 @@ def recover_command() -> None:
     """Run one recovery sweep now: expire dead workers' batches, reconcile, finalize, requeue."""
     report = recover()
     click.echo(json.dumps(report.as_dict(), indent=2, default=str))
+    state = get_state()
+    if uses_embedded_queue(state):
+        run_queue_here(current_app._get_current_object(), state)  # type: ignore[attr-defined]
 
 
 @cli_group.command("status")
@@ -133,9 +155,10 @@ def send_command(campaign_id: str) -> None:
     campaign = _campaign(state, campaign_id)
     try:
         attempt = state.extension.send(campaign, triggered_by=_actor())
-    except (TransitionRefused, ConfigurationError) as exc:
+    except (TransitionRefused, ConfigurationError, QueueUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Sending started: campaign {campaign.id}, attempt {attempt.number}.")
+    _finish_here(state, campaign.id)
 
 
 @cli_group.command("retry")
@@ -153,9 +176,21 @@ def retry_command(campaign_id: str, include_uncertain: bool) -> None:
         attempt = state.extension.retry(
             campaign, include_uncertain=include_uncertain, triggered_by=_actor()
         )
-    except (TransitionRefused, ConfigurationError) as exc:
+    except (TransitionRefused, ConfigurationError, QueueUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Retry started: campaign {campaign.id}, attempt {attempt.number}.")
+    _finish_here(state, campaign.id)
+
+
+def _finish_here(state: AppState, campaign_id: Any) -> None:
+    """On the embedded queue, run the work to completion in this process and say how it
+    ended (with Redis, workers do it and the command returns at once)."""
+    if not uses_embedded_queue(state):
+        return
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    campaign = run_campaign_here(app, state, campaign_id)
+    for line in summary_lines(delivery_report(state, campaign))[:3]:
+        click.echo(line)
 
 
 @cli_group.command("clone")

@@ -15,9 +15,16 @@ from typing import Any
 
 from flask import current_app, jsonify, request
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import BadRequest, Conflict, Forbidden, HTTPException, NotFound
+from werkzeug.exceptions import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    HTTPException,
+    NotFound,
+    ServiceUnavailable,
+)
 
-from flask_campaign_retry.errors import TransitionRefused
+from flask_campaign_retry.errors import QueueUnavailable, TransitionRefused
 
 #: Largest request body the routes read; their own fields take a few hundred bytes.
 MAX_BODY_BYTES = 64 * 1024
@@ -55,6 +62,18 @@ class Refused(Conflict):
     def __init__(self, refusal: TransitionRefused) -> None:
         super().__init__(description=refusal.reason)
         self.error_code = refusal.code
+
+
+class QueueDown(ServiceUnavailable):
+    """A :class:`QueueUnavailable` on its way to a JSON client: 503, nothing was changed."""
+
+    error_code = QueueUnavailable.code
+
+    def __init__(self) -> None:
+        super().__init__(description=QueueUnavailable.reason)
+
+    def get_headers(self, *args: Any, **kwargs: Any) -> list[tuple[str, str]]:
+        return [*super().get_headers(*args, **kwargs), ("Retry-After", "5")]
 
 
 def limit_request_body() -> None:
@@ -122,6 +141,8 @@ def handle_http_error(error: HTTPException) -> ResponseReturnValue:
         return response if response is not None else error
     response = jsonify(error_body(error))
     response.status_code = error.code or 500
+    if isinstance(error, QueueDown):
+        response.headers["Retry-After"] = "5"
     if error.code == 405:
         response.headers.update(error.get_headers())
         response.headers["Content-Type"] = "application/json"

@@ -3,8 +3,9 @@
 =======  =====================  ===========================================================
 method   path                   answers
 =======  =====================  ===========================================================
-POST     ``/<id>/send``         202 started, 403, 404, 409 (not sendable), 400 (CSRF/input)
-POST     ``/<id>/retry``        202 started, 403, 404, 409 (refused: code and reason), 400
+POST     ``/<id>/send``         202 started, 403, 404, 409 (not sendable), 400 (CSRF/input),
+                                503 (the queue is unavailable: nothing changed, try again)
+POST     ``/<id>/retry``        202 started, 403, 404, 409 (refused: code and reason), 400, 503
 POST     ``/<id>/clone``        201 created with ``Location``, 403, 404, 409, 400
 GET      ``/<id>/delivery``     200 delivery report (JSON), 403, 404
 GET      ``/<id>/failures``     200 a page of failed recipients (JSON), 400, 403, 404
@@ -28,11 +29,12 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from flask_campaign_retry.clock import isoformat_utc
-from flask_campaign_retry.errors import InvalidScheduleTime, TransitionRefused
+from flask_campaign_retry.errors import InvalidScheduleTime, QueueUnavailable, TransitionRefused
 from flask_campaign_retry.state import AppState, get_state
 from flask_campaign_retry.web.http_io import (
     CampaignNotFound,
     InvalidField,
+    QueueDown,
     Refused,
     flag,
     handle_http_error,
@@ -57,7 +59,7 @@ bp = Blueprint(
 )
 bp.before_request(limit_request_body)
 bp.register_error_handler(HTTPException, handle_http_error)
-for _code in (400, 403, 404, 409, 413, 415, 500):
+for _code in (400, 403, 404, 409, 413, 415, 500, 503):
     # Code-specific handlers outrank a host's class-based ones, so JSON clients always get
     # JSON; browsers still get the exception (and so the host's own page for that code).
     bp.register_error_handler(_code, handle_http_error)
@@ -102,6 +104,12 @@ def _state_changing(
         if json_client:
             raise Refused(refusal) from None
         flash(refusal.reason, _flash_category("error"))
+        return redirect(back, 303)
+    except QueueUnavailable:
+        # Redis is down: nothing changed; JSON clients get 503, browsers the message.
+        if json_client:
+            raise QueueDown() from None
+        flash(QueueUnavailable.reason, _flash_category("error"))
         return redirect(back, 303)
     if json_client:
         response = jsonify(body)

@@ -7,7 +7,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
-from flask_campaign_retry import EmailStatus, TransitionRefused
+from flask_campaign_retry import EmailStatus, QueueUnavailable, TransitionRefused
 
 from .extensions import db, retry
 from .forms import CampaignForm
@@ -119,8 +119,8 @@ def send_campaign(campaign_id: int) -> ResponseReturnValue:
     item = own_campaign(campaign_id)
     try:
         retry.send(item)
-    except TransitionRefused as refusal:
-        flash(refusal.reason, "error")
+    except (TransitionRefused, QueueUnavailable) as refusal:
+        flash(refusal.reason, "error")  # not sendable, or Redis down: nothing changed
     else:
         flash("Sending started.", "success")
     return redirect(url_for("pages.campaign", campaign_id=item.id), 303)
