@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_campaign_retry import CampaignRetry, EmailStatus, RecipientStatus
+from flask_campaign_retry import CampaignRetry, EmailStatus
 from flask_campaign_retry.errors import ConfigurationError
 from flask_campaign_retry.state import get_state
 from tests import hostapp
@@ -21,7 +21,8 @@ from tests.helpers import campaign_with, drain, emails, recipient_rows, reload
     [
         (
             {"CAMPAIGN_RETRY_PROVIDER": "mailgn"},
-            r"CAMPAIGN_RETRY_PROVIDER 'mailgn' is neither a built-in provider \(mailgun, sandbox\)",
+            r"CAMPAIGN_RETRY_PROVIDER 'mailgn' is neither a built-in provider "
+            r"\(mailgun, sandbox, smtp\)",
         ),
         (
             {"CAMPAIGN_RETRY_PROVIDER": "no.such.module:Provider"},
@@ -60,12 +61,13 @@ def test_a_provider_that_breaks_in_the_worker_fails_the_campaign_with_the_reason
     campaign = reload(campaign)
     assert campaign.status is EmailStatus.FAILED
     assert campaign.failure_reason is not None
+    # The attempt's preparation asks the provider to check the message first, so the missing
+    # key stops the campaign there, before any batch.
     assert campaign.failure_reason.startswith(
-        "Sending stopped: the provider cannot be built: MAILGUN_API_KEY is not set"
+        "Sending stopped: the provider cannot be used: MAILGUN_API_KEY is not set: set it to"
     )
-    rows = recipient_rows(campaign)
-    assert {row.status for row in rows.values()} == {RecipientStatus.FAILED}
-    assert {row.failure_kind for row in rows.values()} == {"fatal"}
+    assert ".." not in campaign.failure_reason
+    assert recipient_rows(campaign) == {}  # stopped before the list was frozen
     assert mailgun.request_count == 0
 
     # Fixed: Retry Send reaches everyone, once.

@@ -31,6 +31,8 @@ def summarize_failures(
 ) -> str | None:
     """E.g. "1,003 of 2,500 recipients did not get the email: 1,000 temporary failure (HTTP 500
     from Mailgun: ...); 3 rejected (invalid address ...)." or None when nothing failed."""
+    if halt_reason:
+        halt_reason = halt_reason.rstrip(".")  # a fix-it message may end with its own period
     if not_accepted == 0:
         return f"Sending stopped: {halt_reason}." if halt_reason else None
     r = recipients.c
