@@ -157,7 +157,10 @@ def test_random_kills_against_late_events_lose_nothing_and_send_nothing_twice(
             prepare = queue.get_jobs()[0]
             queue.remove(prepare)
             prepare.perform()
-            victim, survivor = start_worker(late_app, burst=True), start_worker(late_app, burst=True)
+            victim, survivor = (
+                start_worker(late_app, burst=True),
+                start_worker(late_app, burst=True),
+            )
             kill_after = rng.randint(0, 8)
             _wait_for(lambda n=kill_after: mailgun.request_count >= n, 60, "provider calls")
             time.sleep(rng.uniform(0, 0.05))
