@@ -54,8 +54,10 @@ def main(argv: list[str]) -> int:
             f"{counts['no tests']:>9} {score:>6.1f}%"
         )
     ran = sum(total.values())
-    print(f"{'all':<48} {total['killed']:>7} {total['survived']:>9} {total['no tests']:>9} "
-          f"{100 * total['killed'] / max(ran, 1):>6.1f}%")
+    print(
+        f"{'all':<48} {total['killed']:>7} {total['survived']:>9} {total['no tests']:>9} "
+        f"{100 * total['killed'] / max(ran, 1):>6.1f}%"
+    )
     if "--survivors" in argv:
         print("\n".join(sorted(survivors)))
     return 0
