@@ -49,6 +49,15 @@ def drain(app: Flask, *, until: Callable[[], bool] | None = None, timeout: float
         run_burst(app, with_scheduler=True)
 
 
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll ``condition`` every 10 ms until it holds; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
 def _queue_story(app: Flask) -> str:
     """What the queue holds, and why failed jobs failed: the message of a drain that timed out."""
     queue = get_state(app).queue(app).queue

@@ -30,6 +30,7 @@ from tests.helpers import (
     recipient_rows,
     reload,
     start_worker,
+    wait_for,
 )
 
 #: Seconds before an event shows in the fake's Events API, and the settle time: longer than
@@ -57,14 +58,6 @@ def late_app(make_app: Any, mailgun: Any) -> Flask:
     )
     mailgun.events.set_visibility(lag=LAG)
     return app
-
-
-def _wait_for(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def _sweep_until_certain(app: Flask, campaign: Any, timeout: float = 60) -> Any:
@@ -100,7 +93,7 @@ def _kill_in_flight(app: Flask, mailgun: Any, rule: FaultRule, seen: Any) -> tup
     hostapp.retry.send(campaign)
     worker = start_worker(app)
     try:
-        _wait_for(seen, 60, "the provider call")
+        wait_for(seen, 60, "the provider call")
     finally:
         kill_worker(worker)
     return campaign, addresses
@@ -162,7 +155,7 @@ def test_random_kills_against_late_events_lose_nothing_and_send_nothing_twice(
                 start_worker(late_app, burst=True),
             )
             kill_after = rng.randint(0, 8)
-            _wait_for(lambda n=kill_after: mailgun.request_count >= n, 60, "provider calls")
+            wait_for(lambda n=kill_after: mailgun.request_count >= n, 60, "provider calls")
             time.sleep(rng.uniform(0, 0.05))
             kill_worker(victim)
             fresh = start_worker(late_app, burst=True)

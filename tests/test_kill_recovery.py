@@ -33,6 +33,7 @@ from tests.helpers import (
     recipient_rows,
     reload,
     start_worker,
+    wait_for,
 )
 
 RUNS = int(os.environ.get("FCR_KILL_RUNS", "20"))
@@ -61,14 +62,6 @@ def kill_app(make_app: Any) -> Flask:
         CAMPAIGN_RETRY_BACKOFF_CAP=0.2,
     )
     return app
-
-
-def _wait_for(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def _recover_and_settle(app: Flask, campaign: Any) -> None:
@@ -104,7 +97,7 @@ def _one_run(app: Flask, mailgun: Any, run: int, rng: random.Random) -> dict[str
 
     victim, survivor = start_worker(app, burst=True), start_worker(app, burst=True)
     kill_after = rng.randint(0, RECIPIENTS // BATCH - 2)
-    _wait_for(lambda: mailgun.request_count >= kill_after, 60, f"{kill_after} provider calls")
+    wait_for(lambda: mailgun.request_count >= kill_after, 60, f"{kill_after} provider calls")
     time.sleep(rng.uniform(0, 0.05))
     horse_killed = len(kill_worker(victim)) > 1
     fresh = start_worker(app, burst=True)
@@ -160,7 +153,7 @@ def _kill_during_first_call(app: Flask, mailgun: Any, rule: FaultRule, seen: Any
     hostapp.retry.send(campaign)
     worker = start_worker(app)
     try:
-        _wait_for(seen, 60, "the provider call")
+        wait_for(seen, 60, "the provider call")
     finally:
         kill_worker(worker)
     assert reload(campaign).status is EmailStatus.SENDING
