@@ -12,7 +12,7 @@ from flask_campaign_retry.errors import (
     TransitionRefused,
 )
 from flask_campaign_retry.extension import CampaignRetry
-from flask_campaign_retry.mixins import CampaignMixin
+from flask_campaign_retry.mixins import CampaignMixin, campaign_mixin
 from flask_campaign_retry.providers.base import (
     Accepted,
     BatchRecipient,
@@ -48,6 +48,7 @@ __all__ = [
     "RecipientStatus",
     "TransitionRefused",
     "__version__",
+    "campaign_mixin",
     "signals",
     "verify_signature",
 ]

@@ -10,6 +10,7 @@ from flask import Flask
 
 from flask_campaign_retry import jobs  # noqa: F401 - loaded before any worker forks
 from flask_campaign_retry.alerts.config import WEBHOOK_DEFAULTS, load_webhook_options
+from flask_campaign_retry.campaign_fields import renamed
 from flask_campaign_retry.config import DEFAULTS, load_settings
 from flask_campaign_retry.engine.preview import retry_preview
 from flask_campaign_retry.engine.scheduling import cancel_schedule, schedule_campaign
@@ -83,10 +84,13 @@ class CampaignRetry:
             raise ConfigurationError(
                 "init_app needs db=<your flask_sqlalchemy.SQLAlchemy instance>."
             )
-        if not isinstance(campaign_model, type) or not issubclass(campaign_model, CampaignMixin):
+        if not isinstance(campaign_model, type) or not (
+            issubclass(campaign_model, CampaignMixin) or renamed(campaign_model)
+        ):
             raise ConfigurationError(
                 "init_app needs campaign_model=<your campaign model>, a db.Model subclass that "
-                "inherits CampaignMixin: `class Campaign(CampaignMixin, db.Model): ...`."
+                "inherits CampaignMixin (or campaign_mixin(...)): "
+                "`class Campaign(CampaignMixin, db.Model): ...`."
             )
         for key, value in {**DEFAULTS, **WEBHOOK_DEFAULTS, **WEB_DEFAULTS}.items():
             app.config.setdefault(key, value)

@@ -8,6 +8,7 @@ DRAFT with no retries used; ``flask campaign-retry adopt`` marks the ones alread
 
 from __future__ import annotations
 
+import keyword
 import uuid
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from flask import current_app, has_app_context
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
+from flask_campaign_retry.campaign_fields import CAMPAIGN_FIELDS, COLUMN_INFO_KEY, NAMES_ATTRIBUTE
 from flask_campaign_retry.columns import EMAIL_STATUS
 from flask_campaign_retry.statuses import EmailStatus
 
@@ -94,3 +96,58 @@ class CampaignMixin:
             ),
             nullable=True,
         )
+
+
+def campaign_mixin(**names: str) -> type:
+    """``CampaignMixin`` with some fields under the host's names, attributes and columns alike.
+
+    ``class Campaign(campaign_mixin(status="send_status"), db.Model)`` keeps the host's own
+    ``status`` column and gives the extension ``send_status``. Keys are the mixin's field names
+    (``CampaignMixin``'s attributes); with none renamed this is ``CampaignMixin`` itself. The
+    class records the renames in ``__campaign_retry_columns__``.
+    """
+    unknown = sorted(set(names) - set(CAMPAIGN_FIELDS))
+    if unknown:
+        raise TypeError(
+            f"campaign_mixin() got unknown field(s) {', '.join(unknown)}; "
+            f"the fields are: {', '.join(CAMPAIGN_FIELDS)}."
+        )
+    for field, name in names.items():
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise TypeError(f"campaign_mixin({field}=...) must be a column name, got {name!r}.")
+    renames = {field: name for field, name in names.items() if name != field}
+    if not renames:
+        return CampaignMixin
+    final = {field: renames.get(field, field) for field in CAMPAIGN_FIELDS}
+    taken: dict[str, str] = {}
+    for field, name in final.items():
+        if name in taken:
+            raise ValueError(
+                f"campaign_mixin(): {field} and {taken[name]} would both be named {name!r}."
+            )
+        taken[name] = field
+    attributes: dict[str, Any] = {
+        "__doc__": f"CampaignMixin with renamed fields {renames}.",
+        "__module__": __name__,
+        NAMES_ATTRIBUTE: dict(renames),
+        "__annotations__": {},
+    }
+    for field in CAMPAIGN_FIELDS:
+        source = vars(CampaignMixin)[field]
+        if field == "cloned_from_id":
+            attributes[final[field]] = declared_attr(_cloned_from(final[field]))
+        else:
+            column = source._copy()  # a fresh MappedColumn, as declarative copies a mixin's
+            column.column.info[COLUMN_INFO_KEY] = field
+            attributes[final[field]] = column
+    return type("CampaignMixin", (), attributes)
+
+
+def _cloned_from(name: str) -> Any:
+    def cloned_from(cls: Any) -> Mapped[int | None]:
+        column = vars(CampaignMixin)["cloned_from_id"].fget(cls)
+        column.column.info[COLUMN_INFO_KEY] = "cloned_from_id"
+        return column  # type: ignore[no-any-return]
+
+    cloned_from.__name__ = name
+    return cloned_from

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from flask_campaign_retry.campaign_fields import columns
 from flask_campaign_retry.clock import utcnow
 from flask_campaign_retry.columns import RECIPIENT_STATUS, SHORT_TEXT, BigId
 from flask_campaign_retry.errors import ConfigurationError
@@ -223,7 +224,7 @@ def _stamp_attempt_incarnation(campaign_model: type, attempt_model: Any) -> None
     def before_insert(mapper: Any, connection: Any, target: Any) -> None:
         if target.incarnation is None:
             target.incarnation = connection.execute(
-                sa.select(campaigns.c.retry_incarnation).where(key == target.campaign_id)
+                sa.select(columns(campaigns).retry_incarnation).where(key == target.campaign_id)
             ).scalar()
 
     sa.event.listen(attempt_model, "before_insert", before_insert)

@@ -15,6 +15,7 @@ from typing import Any
 
 from blinker import Namespace
 
+from flask_campaign_retry.campaign_fields import fields
 from flask_campaign_retry.statuses import EmailStatus
 
 _signals = Namespace()
@@ -54,5 +55,8 @@ def emit_campaign_finished(campaign: Any, attempt: Any, status: EmailStatus) -> 
     signal = _BY_STATUS.get(status)
     if signal is not None:
         signal.send(campaign, attempt=attempt, status=status)
-    if status is not EmailStatus.SENT and campaign.retry_count >= campaign.max_retries:
+    if (
+        status is not EmailStatus.SENT
+        and fields(campaign).retry_count >= fields(campaign).max_retries
+    ):
         retries_exhausted.send(campaign, attempt=attempt, status=status)

@@ -67,6 +67,7 @@ from flask_campaign_retry.alerts.config import (
 )
 from flask_campaign_retry.alerts.delivery import JOB
 from flask_campaign_retry.alerts.store import create_deliveries, namespace, record_key
+from flask_campaign_retry.campaign_fields import fields
 from flask_campaign_retry.clock import isoformat_utc, utcnow
 from flask_campaign_retry.config import Settings
 from flask_campaign_retry.errors import ConfigurationError
@@ -139,7 +140,7 @@ def events_for(
         events.append(EVENT_FAILED)
     elif status is EmailStatus.PARTIALLY_SENT:
         events.append(EVENT_PARTIALLY_SENT)
-    if campaign.retry_count >= campaign.max_retries:
+    if fields(campaign).retry_count >= fields(campaign).max_retries:
         events.append(EVENT_RETRIES_EXHAUSTED)
     if streak is None:
         streak = failed_streak(attempt)
@@ -169,12 +170,12 @@ def build_payload(
         "occurred_at": isoformat_utc(occurred),
         "campaign_id": _json_id(campaign.id),
         "status": str(EmailStatus(str(status))),
-        "failure_reason": campaign.failure_reason,
-        "failed_at": isoformat_utc(campaign.failed_at),
-        "retry_count": campaign.retry_count,
-        "max_retries": campaign.max_retries,
-        "successful_sends": campaign.successful_sends,
-        "total_recipients": campaign.total_recipients,
+        "failure_reason": fields(campaign).failure_reason,
+        "failed_at": isoformat_utc(fields(campaign).failed_at),
+        "retry_count": fields(campaign).retry_count,
+        "max_retries": fields(campaign).max_retries,
+        "successful_sends": fields(campaign).successful_sends,
+        "total_recipients": fields(campaign).total_recipients,
         "attempt_number": attempt.number,
         "attempt_outcome": attempt.outcome,
         "consecutive_failed_attempts": streak,

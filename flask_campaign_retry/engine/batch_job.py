@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from flask_campaign_retry.campaign_fields import column_values
 from flask_campaign_retry.clock import utcnow
 from flask_campaign_retry.engine.addresses import address_problem
 from flask_campaign_retry.engine.failover import with_failover
@@ -296,5 +297,7 @@ def _show_next_try(state: AppState, attempt_id: int, at: datetime) -> None:
         sa.select(attempts.c.campaign_id).where(attempts.c.id == attempt_id).scalar_subquery()
     )
     state.db.session.execute(
-        sa.update(campaigns).where(campaigns.c.id == campaign_id).values(next_auto_retry_at=at)
+        sa.update(campaigns)
+        .where(campaigns.c.id == campaign_id)
+        .values(column_values(campaigns, next_auto_retry_at=at))
     )

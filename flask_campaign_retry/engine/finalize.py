@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from flask_campaign_retry.alerts.notify import notify_attempt_finished
+from flask_campaign_retry.campaign_fields import column_values, columns, fields
 from flask_campaign_retry.clock import utcnow
 from flask_campaign_retry.engine.failure_summary import summarize_failures
 from flask_campaign_retry.policy.auto_retry import enqueue_auto_retry, plan_auto_retry
@@ -72,10 +73,10 @@ class CampaignOutcome:
     reason: str | None
 
     def apply(self, campaign: Any) -> None:
-        campaign.status = self.status
-        campaign.successful_sends = self.accepted
-        campaign.total_recipients = self.total
-        campaign.failure_reason = self.reason
+        fields(campaign).status = self.status
+        fields(campaign).successful_sends = self.accepted
+        fields(campaign).total_recipients = self.total
+        fields(campaign).failure_reason = self.reason
 
 
 def _campaign_outcome(state: AppState, campaign: Any, halt_reason: str | None) -> CampaignOutcome:
@@ -108,25 +109,32 @@ def refresh_campaign_status(state: AppState, campaign_id: Any) -> EmailStatus | 
     session = state.db.session
     models = state.models
     campaign = session.get(models.campaign, campaign_id)
-    if campaign is None or campaign.status is EmailStatus.SENDING:
+    if campaign is None or fields(campaign).status is EmailStatus.SENDING:
         session.rollback()
         return None
     attempts = models.attempt.__table__
     halt_reason = session.execute(
-        sa.select(attempts.c.halt_reason).where(attempts.c.id == campaign.current_attempt_id)
+        sa.select(attempts.c.halt_reason).where(
+            attempts.c.id == fields(campaign).current_attempt_id
+        )
     ).scalar()
-    before = EmailStatus(campaign.status)
+    before = EmailStatus(fields(campaign).status)
     outcome = _campaign_outcome(state, campaign, halt_reason)
     campaigns = models.campaign.__table__
     changed = session.execute(
         sa.update(campaigns)
-        .where(campaigns.c.id == campaign_id, campaigns.c.status == before)
+        .where(campaigns.c.id == campaign_id, columns(campaigns).status == before)
         .values(
-            status=outcome.status,
-            successful_sends=outcome.accepted,
-            total_recipients=outcome.total,
-            failure_reason=outcome.reason,
-            failed_at=None if outcome.status is EmailStatus.SENT else campaigns.c.failed_at,
+            column_values(
+                campaigns,
+                status=outcome.status,
+                successful_sends=outcome.accepted,
+                total_recipients=outcome.total,
+                failure_reason=outcome.reason,
+                failed_at=None
+                if outcome.status is EmailStatus.SENT
+                else columns(campaigns).failed_at,
+            )
         )
     ).rowcount
     session.commit()
@@ -165,14 +173,16 @@ def finalize_attempt(state: AppState, attempt_id: int) -> EmailStatus | None:
     attempt.outcome = attempt_status.value
     attempt.error_summary = outcome.reason
     outcome.apply(campaign)
-    campaign.last_attempt_at = now
+    fields(campaign).last_attempt_at = now
     # The retry window runs from the first failure: a failed retry does not extend it.
-    campaign.failed_at = None if status is EmailStatus.SENT else (campaign.failed_at or now)
+    fields(campaign).failed_at = (
+        None if status is EmailStatus.SENT else (fields(campaign).failed_at or now)
+    )
     auto_retry_at = plan_auto_retry(state, campaign, attempt, status, now)
-    campaign.next_auto_retry_at = auto_retry_at
+    fields(campaign).next_auto_retry_at = auto_retry_at
     session.commit()
     if auto_retry_at is not None:
-        enqueue_auto_retry(state, campaign.id, auto_retry_at, campaign.retry_count)
+        enqueue_auto_retry(state, campaign.id, auto_retry_at, fields(campaign).retry_count)
     log.info(
         "campaign %s attempt %s finished %s: %d of %d accepted",
         campaign.id,

@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from flask_campaign_retry.campaign_fields import column_values, columns, fields
 from flask_campaign_retry.clock import as_naive_utc, utcnow
 from flask_campaign_retry.engine.sending import start_send
 from flask_campaign_retry.errors import InvalidScheduleTime, TransitionRefused
@@ -97,19 +98,23 @@ def schedule_campaign(state: AppState, campaign: Any, at: datetime | str) -> dat
     when = normalize_time(at, now)
     session = state.db.session
     campaigns = state.models.campaign.__table__
-    c = campaigns.c
+    c = columns(campaigns)
     moved = session.execute(
         sa.update(campaigns)
         .where(c.id == campaign.id, c.status.in_(SCHEDULABLE))
-        .values(status=EmailStatus.SCHEDULED, scheduled_at=when, failure_reason=None)
+        .values(
+            column_values(
+                campaigns, status=EmailStatus.SCHEDULED, scheduled_at=when, failure_reason=None
+            )
+        )
     )
     if moved.rowcount != 1:
         session.rollback()
         session.refresh(campaign)
         raise TransitionRefused(
             "not_schedulable",
-            f"Campaign {campaign.id} is {EmailStatus(campaign.status).value}; only a DRAFT or "
-            "SCHEDULED campaign can be scheduled.",
+            f"Campaign {campaign.id} is {EmailStatus(fields(campaign).status).value}; only a "
+            "DRAFT or SCHEDULED campaign can be scheduled.",
         )
     session.commit()
     session.refresh(campaign)
@@ -123,17 +128,21 @@ def cancel_schedule(state: AppState, campaign: Any) -> None:
     then the start won the race, and the campaign is sending."""
     session = state.db.session
     campaigns = state.models.campaign.__table__
-    c = campaigns.c
+    c = columns(campaigns)
     moved = session.execute(
         sa.update(campaigns)
         .where(c.id == campaign.id, c.status == EmailStatus.SCHEDULED)
-        .values(status=EmailStatus.DRAFT, scheduled_at=None, failure_reason=None)
+        .values(
+            column_values(
+                campaigns, status=EmailStatus.DRAFT, scheduled_at=None, failure_reason=None
+            )
+        )
     )
     if moved.rowcount != 1:
         session.rollback()
         session.refresh(campaign)
-        status = EmailStatus(campaign.status)
-        started = status is not EmailStatus.DRAFT and campaign.scheduled_at is not None
+        status = EmailStatus(fields(campaign).status)
+        started = status is not EmailStatus.DRAFT and fields(campaign).scheduled_at is not None
         why = "its scheduled start already happened." if started else "nothing to cancel."
         raise TransitionRefused(
             "already_started" if started else "not_scheduled",
@@ -161,21 +170,21 @@ def start_due(state: AppState, campaign_id: Any, now: datetime | None = None) ->
     session = state.db.session
     model = state.models.campaign
     campaign = session.get(model, campaign_id, populate_existing=True)
-    if campaign is None or EmailStatus(campaign.status) is not EmailStatus.SCHEDULED:
+    if campaign is None or EmailStatus(fields(campaign).status) is not EmailStatus.SCHEDULED:
         session.rollback()
         return "not scheduled"
-    due = campaign.scheduled_at
+    due = fields(campaign).scheduled_at
     if due is None or due > now:
         session.rollback()
         return "not due"  # rescheduled later: the job for the new time starts it
-    c = model.__table__.c
+    c = columns(model.__table__)
     grace = state.settings.schedule_grace
     if due < now - grace:
         reason = _too_late_reason(due, grace, now)
         session.execute(
             sa.update(model.__table__)
             .where(c.id == campaign_id, c.status == EmailStatus.SCHEDULED, c.scheduled_at == due)
-            .values(failure_reason=reason)
+            .values(column_values(model, failure_reason=reason))
         )
         session.commit()
         log.warning("scheduled campaign %s not started: %s", campaign_id, reason)
@@ -203,7 +212,7 @@ def start_due(state: AppState, campaign_id: Any, now: datetime | None = None) ->
 
 def overdue_campaigns(state: AppState, now: datetime) -> list[Any]:
     """SCHEDULED campaigns whose time has come and that carry no "too late" reason yet."""
-    c = state.models.campaign.__table__.c
+    c = columns(state.models.campaign.__table__)
     ids = list(
         state.db.session.execute(
             sa.select(c.id).where(

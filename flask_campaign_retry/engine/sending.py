@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from flask_campaign_retry.campaign_fields import column_values, columns, fields
 from flask_campaign_retry.clock import utcnow
 from flask_campaign_retry.engine.finalize import finalize_attempt
 from flask_campaign_retry.engine.message import build_message, message_to_dict
@@ -47,7 +48,7 @@ def start_send(
     models = state.models
     campaigns = models.campaign.__table__
     pk = campaigns.c.id
-    conditions = [pk == campaign.id, campaigns.c.status.in_(SENDABLE)]
+    conditions = [pk == campaign.id, columns(campaigns).status.in_(SENDABLE)]
     if only_if is not None:
         conditions.append(only_if)
     restore = previous_values(
@@ -56,14 +57,18 @@ def start_send(
     moved = session.execute(
         sa.update(campaigns)
         .where(*conditions)
-        .values(status=EmailStatus.SENDING, failure_reason=None, failed_at=None)
+        .values(
+            column_values(
+                campaigns, status=EmailStatus.SENDING, failure_reason=None, failed_at=None
+            )
+        )
     )
     if moved.rowcount != 1:
         session.rollback()
         session.refresh(campaign)
         raise TransitionRefused(
             "already_sending" if campaign.status == EmailStatus.SENDING else "not_sendable",
-            f"Campaign {campaign.id} is {campaign.status.value}; only DRAFT or SCHEDULED "
+            f"Campaign {campaign.id} is {fields(campaign).status.value}; only DRAFT or SCHEDULED "
             "campaigns can be sent (use retry for FAILED or PARTIALLY_SENT ones).",
         )
     # Rows a deleted campaign with this id left behind are not this campaign's: drop them first.
@@ -80,7 +85,9 @@ def start_send(
     session.add(attempt)
     session.flush()
     session.execute(
-        sa.update(campaigns).where(pk == campaign.id).values(current_attempt_id=attempt.id)
+        sa.update(campaigns)
+        .where(pk == campaign.id)
+        .values(column_values(campaigns, current_attempt_id=attempt.id))
     )
     session.commit()
     session.refresh(campaign)

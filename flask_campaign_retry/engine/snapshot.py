@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from flask_campaign_retry.campaign_fields import fields
 from flask_campaign_retry.engine.addresses import address_problem
 from flask_campaign_retry.engine.batch_rows import insert_batch
 from flask_campaign_retry.engine.recipients import dedupe_key, iter_recipients, storable_address
@@ -89,7 +90,7 @@ def snapshot_recipients(state: AppState, campaign: Any, attempt: Any) -> int:
         # instead of the driver's executemany, a round trip per row on psycopg2.
         insert_recipients = insert_recipients.returning(recipients.c.id)
     casefold = state.settings.casefold_dedupe
-    incarnation = campaign.retry_incarnation
+    incarnation = fields(campaign).retry_incarnation
     seq = 0
     for chunk in chunked(iter_recipients(_loaded(loader, campaign)), state.settings.batch_size):
         rows: dict[str, dict[str, Any]] = {}
@@ -122,7 +123,7 @@ def snapshot_recipients(state: AppState, campaign: Any, attempt: Any) -> int:
     ).scalar_one()
     attempt.batches_total = seq
     attempt.targeted = total
-    campaign.total_recipients = total
+    fields(campaign).total_recipients = total
     return total
 
 

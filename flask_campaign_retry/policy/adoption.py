@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from flask_campaign_retry.campaign_fields import column_values, columns
 from flask_campaign_retry.errors import ConfigurationError
 from flask_campaign_retry.state import AppState
 from flask_campaign_retry.statuses import EmailStatus
@@ -46,7 +47,7 @@ def adopt_sent(
     if isinstance(sent_where, str) and not sent_where.strip():
         raise ConfigurationError("Give the condition that selects the campaigns already sent.")
     untouched = sa.and_(
-        table.c.status == EmailStatus.DRAFT.value,
+        columns(table).status == EmailStatus.DRAFT.value,
         ~sa.exists().where(attempts.c.campaign_id == table.c.id),
         condition,
     )
@@ -57,8 +58,8 @@ def adopt_sent(
         if ids and not dry_run:
             session.execute(
                 sa.update(table)
-                .where(table.c.id.in_(ids), table.c.status == EmailStatus.DRAFT.value)
-                .values(status=EmailStatus.SENT.value)
+                .where(table.c.id.in_(ids), columns(table).status == EmailStatus.DRAFT.value)
+                .values(column_values(table, status=EmailStatus.SENT.value))
             )
         session.commit()
     except sa.exc.DBAPIError as exc:

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from flask_campaign_retry.campaign_fields import column_values, fields
 from flask_campaign_retry.errors import TransitionRefused
 from flask_campaign_retry.policy.backoff import next_try_at
 from flask_campaign_retry.policy.retrying import start_retry
@@ -33,7 +34,7 @@ def plan_auto_retry(
     settings = state.settings
     if not settings.auto_retry or status is EmailStatus.SENT or attempt.halt_reason:
         return None
-    if campaign.retry_count >= campaign.max_retries:
+    if fields(campaign).retry_count >= fields(campaign).max_retries:
         return None
     recipients = state.models.recipient.__table__
     r = recipients.c
@@ -48,8 +49,10 @@ def plan_auto_retry(
     ).first()
     if transient is None:
         return None
-    at = next_try_at(now, campaign.retry_count + 1, settings.backoff_base, settings.backoff_cap)
-    if at > (campaign.failed_at or now) + settings.window:
+    at = next_try_at(
+        now, fields(campaign).retry_count + 1, settings.backoff_base, settings.backoff_cap
+    )
+    if at > (fields(campaign).failed_at or now) + settings.window:
         return None
     return at
 
@@ -67,7 +70,7 @@ def run_auto_retry(campaign_id: Any) -> str:
     state = get_state()
     session = state.db.session
     campaign = session.get(state.models.campaign, campaign_id)
-    if campaign is None or campaign.next_auto_retry_at is None:
+    if campaign is None or fields(campaign).next_auto_retry_at is None:
         return "not scheduled"
 
     try:
@@ -77,7 +80,7 @@ def run_auto_retry(campaign_id: Any) -> str:
         session.execute(
             sa.update(campaigns)
             .where(campaigns.c.id == campaign_id)
-            .values(next_auto_retry_at=None)
+            .values(column_values(campaigns, next_auto_retry_at=None))
         )
         session.commit()
         log.info("automatic retry of campaign %s not started: %s", campaign_id, refused.reason)

@@ -6,16 +6,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from flask_campaign_retry.campaign_fields import columns, fields, mixin_column_names
 from flask_campaign_retry.errors import ConfigurationError, TransitionRefused
-from flask_campaign_retry.mixins import CampaignMixin
 from flask_campaign_retry.policy.incarnation import discard_stale_rows, ensure_incarnation
 from flask_campaign_retry.state import AppState
 from flask_campaign_retry.statuses import EmailStatus, RecipientStatus
 
-#: Columns the mixin owns: a clone starts with their defaults, never the original's values.
-MIXIN_COLUMNS = frozenset(name for name in vars(CampaignMixin) if not name.startswith("_")) | {
-    "cloned_from_id"
-}
 NOT_RECEIVED = (
     RecipientStatus.PENDING,
     RecipientStatus.FAILED,
@@ -27,6 +23,7 @@ NOT_RECEIVED = (
 def clone_field_names(state: AppState, campaign: Any) -> list[str]:
     """The host's declared clone fields, or every host column except keys and mixin columns."""
     table = state.models.campaign.__table__
+    mixin_columns = mixin_column_names(state.models.campaign)
     hook = state.extension.hooks.clone_fields
     if hook is not None:
         names = list(hook(campaign))
@@ -35,11 +32,11 @@ def clone_field_names(state: AppState, campaign: Any) -> list[str]:
             raise ConfigurationError(
                 f"@retry.clone_fields returned {unknown}, which are not columns of {table.name}."
             )
-        return [name for name in names if name not in MIXIN_COLUMNS]
+        return [name for name in names if name not in mixin_columns]
     return [
         column.key
         for column in table.columns
-        if not column.primary_key and column.key not in MIXIN_COLUMNS
+        if not column.primary_key and column.key not in mixin_columns
     ]
 
 
@@ -49,7 +46,7 @@ def _refuse_while_sending(state: AppState, campaign: Any) -> None:
     campaigns = state.models.campaign.__table__
     (key,) = campaigns.primary_key.columns
     status = state.db.session.execute(
-        sa.select(campaigns.c.status).where(key == campaign.id)
+        sa.select(columns(campaigns).status).where(key == campaign.id)
     ).scalar()
     if status is not None and EmailStatus(status) is EmailStatus.SENDING:
         raise TransitionRefused(
@@ -80,8 +77,8 @@ def clone_campaign(state: AppState, campaign: Any, *, only_unsent: bool = False)
         )
     values = {name: getattr(campaign, name) for name in clone_field_names(state, campaign)}
     clone = model(**values)
-    clone.status = EmailStatus.DRAFT
-    clone.cloned_from_id = campaign.id
+    fields(clone).status = EmailStatus.DRAFT
+    fields(clone).cloned_from_id = campaign.id
     session.add(clone)
     session.flush()
     # The database may have given the clone a deleted campaign's id: its rows are not ours.
@@ -103,14 +100,14 @@ def clone_campaign(state: AppState, campaign: Any, *, only_unsent: bool = False)
                     r.email,
                     r.email_key,
                     # Ties the pre-filled rows to this clone row (see policy.incarnation).
-                    sa.literal(clone.retry_incarnation, type_=r.incarnation.type),
+                    sa.literal(fields(clone).retry_incarnation, type_=r.incarnation.type),
                     r.variables,
                     sa.literal(RecipientStatus.PENDING.value),
                     sa.literal(0),
                 ).where(unsent),
             )
         )
-        clone.total_recipients = session.execute(
+        fields(clone).total_recipients = session.execute(
             sa.select(sa.func.count()).select_from(recipients).where(r.campaign_id == clone.id)
         ).scalar_one()
     after_clone = state.extension.hooks.after_clone

@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from flask_campaign_retry.campaign_fields import fields
 from flask_campaign_retry.clock import isoformat_utc, utcnow
 from flask_campaign_retry.state import AppState
 from flask_campaign_retry.statuses import EmailStatus, FailureKind, RecipientStatus
@@ -80,8 +81,10 @@ def retry_eligibility(
     """Check every rule of a manual retry, in the order a person would want to hear them."""
     now = now or utcnow()
     recipients = state.models.recipient.__table__
-    deadline = campaign.failed_at + state.settings.window if campaign.failed_at else None
-    attempts_left = max(0, campaign.max_retries - campaign.retry_count)
+    deadline = (
+        fields(campaign).failed_at + state.settings.window if fields(campaign).failed_at else None
+    )
+    attempts_left = max(0, fields(campaign).max_retries - fields(campaign).retry_count)
     retryable = _count(state, retryable_condition(recipients, campaign.id, include_uncertain))
     uncertain = _count(
         state,
@@ -94,7 +97,7 @@ def retry_eligibility(
     def refuse(code: str, reason: str) -> RetryEligibility:
         return RetryEligibility(False, code, reason, deadline, attempts_left, retryable, uncertain)
 
-    status = EmailStatus(campaign.status)
+    status = EmailStatus(fields(campaign).status)
     if status is EmailStatus.SENDING:
         return refuse("already_sending", "The campaign is already sending.")
     if status not in RETRYABLE_CAMPAIGN_STATUSES:

@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from flask_campaign_retry.campaign_fields import column_values, columns, fields
 from flask_campaign_retry.mixins import new_incarnation
 from flask_campaign_retry.state import AppState
 
@@ -25,20 +26,20 @@ log = logging.getLogger("flask_campaign_retry")
 def ensure_incarnation(state: AppState, campaign: Any) -> str:
     """The campaign row's incarnation, given one first if it has none (a row inserted with raw
     SQL, or created before the column existed)."""
-    current: str | None = campaign.retry_incarnation
+    current: str | None = fields(campaign).retry_incarnation
     if current is not None:
         return current
     campaigns = state.models.campaign.__table__
     (key,) = campaigns.primary_key.columns
     state.db.session.execute(
         sa.update(campaigns)
-        .where(key == campaign.id, campaigns.c.retry_incarnation.is_(None))
-        .values(retry_incarnation=new_incarnation())
+        .where(key == campaign.id, columns(campaigns).retry_incarnation.is_(None))
+        .values(column_values(campaigns, retry_incarnation=new_incarnation()))
     )
     value: str = state.db.session.execute(
-        sa.select(campaigns.c.retry_incarnation).where(key == campaign.id)
+        sa.select(columns(campaigns).retry_incarnation).where(key == campaign.id)
     ).scalar_one()
-    campaign.retry_incarnation = value
+    fields(campaign).retry_incarnation = value
     return value
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from flask_campaign_retry.campaign_fields import column_values, columns, fields
 from flask_campaign_retry.clock import utcnow
 from flask_campaign_retry.errors import TransitionRefused
 from flask_campaign_retry.policy.eligibility import (
@@ -37,7 +38,7 @@ def start_retry(
     models = state.models
     campaigns = models.campaign.__table__
     recipients = models.recipient.__table__
-    c = campaigns.c
+    c = columns(campaigns)
     now = utcnow()
     has_targets = sa.or_(
         sa.exists().where(retryable_condition(recipients, c.id, include_uncertain)),
@@ -57,7 +58,14 @@ def start_retry(
             c.retry_count < c.max_retries,
             has_targets,
         )
-        .values(status=EmailStatus.SENDING, retry_count=c.retry_count + 1, next_auto_retry_at=None)
+        .values(
+            column_values(
+                campaigns,
+                status=EmailStatus.SENDING,
+                retry_count=c.retry_count + 1,
+                next_auto_retry_at=None,
+            )
+        )
     )
     if moved.rowcount != 1:
         session.rollback()
@@ -79,12 +87,14 @@ def start_retry(
         triggered_by=triggered_by,
         started_at=now,
         include_uncertain=include_uncertain,
-        incarnation=campaign.retry_incarnation,
+        incarnation=fields(campaign).retry_incarnation,
     )
     session.add(attempt)
     session.flush()
     session.execute(
-        sa.update(campaigns).where(c.id == campaign.id).values(current_attempt_id=attempt.id)
+        sa.update(campaigns)
+        .where(c.id == campaign.id)
+        .values(column_values(campaigns, current_attempt_id=attempt.id))
     )
     session.commit()
     session.refresh(campaign)

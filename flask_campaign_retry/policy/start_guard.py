@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from flask import current_app
 from redis.exceptions import RedisError
 
+from flask_campaign_retry.campaign_fields import column_values, columns
 from flask_campaign_retry.errors import QueueUnavailable
 from flask_campaign_retry.queue.job_ids import prepare_job_id
 from flask_campaign_retry.queue.names import PREPARE_JOB
@@ -54,7 +55,7 @@ def _undo(state: AppState, campaign: Any, attempt_id: int, restore: Mapping[str,
     session.rollback()
     campaigns = state.models.campaign.__table__
     attempts = state.models.attempt.__table__
-    c = campaigns.c
+    c = columns(campaigns)
     session.execute(
         sa.update(campaigns)
         .where(
@@ -62,7 +63,7 @@ def _undo(state: AppState, campaign: Any, attempt_id: int, restore: Mapping[str,
             c.current_attempt_id == attempt_id,
             c.status == EmailStatus.SENDING,
         )
-        .values(**restore)
+        .values(column_values(campaigns, **restore))
     )
     session.execute(
         sa.delete(attempts).where(attempts.c.id == attempt_id, attempts.c.prepared.is_(False))
@@ -71,10 +72,10 @@ def _undo(state: AppState, campaign: Any, attempt_id: int, restore: Mapping[str,
     session.refresh(campaign)
 
 
-def previous_values(state: AppState, campaign_id: Any, *columns: str) -> dict[str, Any]:
-    """The campaign's current values of ``columns`` (read before a start overwrites them)."""
-    c = state.models.campaign.__table__.c
+def previous_values(state: AppState, campaign_id: Any, *names: str) -> dict[str, Any]:
+    """The campaign's current values of ``names`` (read before a start overwrites them)."""
+    c = columns(state.models.campaign.__table__)
     row = state.db.session.execute(
-        sa.select(*(c[name] for name in columns)).where(c.id == campaign_id)
+        sa.select(*(getattr(c, name) for name in names)).where(c.id == campaign_id)
     ).one()
-    return dict(zip(columns, row, strict=True))
+    return dict(zip(names, row, strict=True))

@@ -31,6 +31,7 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 
+from flask_campaign_retry.campaign_fields import column_values, columns
 from flask_campaign_retry.providers.base import LookupOutcome
 from flask_campaign_retry.providers.mailgun.events import STRENGTH
 from flask_campaign_retry.state import AppState
@@ -265,5 +266,7 @@ def count_deliveries(state: AppState, campaign_id: Any, delivered: int) -> None:
     state.db.session.execute(
         sa.update(campaigns)
         .where(key == campaign_id)
-        .values(delivered_count=campaigns.c.delivered_count + delivered)
+        .values(
+            column_values(campaigns, delivered_count=columns(campaigns).delivered_count + delivered)
+        )
     )

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import Flask
 
+from flask_campaign_retry.campaign_fields import columns
 from flask_campaign_retry.queue.job_ids import auto_retry_job_id, batch_job_id, prepare_job_id
 from flask_campaign_retry.queue.names import AUTO_RETRY_JOB, BATCH_JOB, PREPARE_JOB
 from flask_campaign_retry.recovery.report import RecoveryReport
@@ -33,7 +34,7 @@ def requeue_lost_work(state: AppState, app: Flask, now: datetime, report: Recove
     models = state.models
     b = models.batch.__table__.c
     a = models.attempt.__table__.c
-    c = models.campaign.__table__.c
+    c = columns(models.campaign.__table__)
     stalled = session.execute(
         sa.select(b.id, b.tries)
         .join(models.attempt.__table__, a.id == b.attempt_id)

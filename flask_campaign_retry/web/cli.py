@@ -16,6 +16,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from flask_campaign_retry.campaign_fields import fields
 from flask_campaign_retry.clock import isoformat_utc
 from flask_campaign_retry.errors import (
     ConfigurationError,
@@ -204,7 +205,7 @@ def clone_command(campaign_id: str, only_unsent: bool) -> None:
         copy = state.extension.clone(campaign, only_unsent=only_unsent)
     except (TransitionRefused, ConfigurationError) as exc:
         raise click.ClickException(str(exc)) from None
-    detail = f" with {copy.total_recipients} recipients" if only_unsent else ""
+    detail = f" with {fields(copy).total_recipients} recipients" if only_unsent else ""
     click.echo(f"Cloned campaign {campaign.id} into draft {copy.id}{detail}.")
 
 

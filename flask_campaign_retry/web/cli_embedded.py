@@ -15,6 +15,7 @@ from typing import Any
 import click
 from flask import Flask
 
+from flask_campaign_retry.campaign_fields import fields
 from flask_campaign_retry.queue.embedded import embedded_idle
 from flask_campaign_retry.state import AppState
 from flask_campaign_retry.statuses import EmailStatus
@@ -35,8 +36,10 @@ def _progress(state: AppState, campaign_id: Any) -> tuple[Any, str]:
     session.rollback()  # see what the worker thread committed
     campaign = session.get(state.models.campaign, campaign_id, populate_existing=True)
     attempt = (
-        session.get(state.models.attempt, campaign.current_attempt_id, populate_existing=True)
-        if campaign.current_attempt_id is not None
+        session.get(
+            state.models.attempt, fields(campaign).current_attempt_id, populate_existing=True
+        )
+        if fields(campaign).current_attempt_id is not None
         else None
     )
     if attempt is None or not attempt.prepared:
@@ -49,8 +52,11 @@ def _progress(state: AppState, campaign_id: Any) -> tuple[Any, str]:
             f" {attempt.skipped:,} skipped), batches {attempt.batches_settled}/"
             f"{attempt.batches_total}"
         )
-    if campaign.status is not EmailStatus.SENDING and campaign.next_auto_retry_at is not None:
-        line += f"; automatic retry at {campaign.next_auto_retry_at:%Y-%m-%d %H:%M:%S} UTC"
+    if (
+        fields(campaign).status is not EmailStatus.SENDING
+        and fields(campaign).next_auto_retry_at is not None
+    ):
+        line += f"; automatic retry at {fields(campaign).next_auto_retry_at:%Y-%m-%d %H:%M:%S} UTC"
     return campaign, line
 
 
@@ -83,8 +89,8 @@ def run_campaign_here(app: Flask, state: AppState, campaign_id: Any) -> Any:
             click.echo(line)
             last = line
         result["campaign"] = campaign
-        finished = campaign.status is not EmailStatus.SENDING
-        return finished and campaign.next_auto_retry_at is None and embedded_idle(app)
+        finished = fields(campaign).status is not EmailStatus.SENDING
+        return finished and fields(campaign).next_auto_retry_at is None and embedded_idle(app)
 
     _run_until(app, state, done)
     return result["campaign"]

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from flask import current_app, has_request_context, request, url_for
 
+from flask_campaign_retry.campaign_fields import fields
 from flask_campaign_retry.clock import utcnow
 from flask_campaign_retry.engine.preview import RetryPreview, retry_preview
 from flask_campaign_retry.policy.eligibility import (
@@ -227,7 +228,7 @@ def build_panel(state: AppState, campaign: Any, *, now: datetime | None = None) 
     next_page_url, first_page_url = _page_urls(
         page_param, after, failed, anchor=f"cr-failures-{campaign.id}"
     )
-    status = EmailStatus(campaign.status)
+    status = EmailStatus(fields(campaign).status)
     preview = (
         retry_preview(state, campaign, limit=1)
         if can["view"] and status in RETRYABLE_CAMPAIGN_STATUSES

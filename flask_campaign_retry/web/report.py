@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from flask_campaign_retry.campaign_fields import fields
 from flask_campaign_retry.clock import isoformat_utc
 from flask_campaign_retry.policy.eligibility import RetryEligibility, retry_eligibility
 from flask_campaign_retry.state import AppState
@@ -159,21 +160,21 @@ def delivery_report(
         eligibility = retry_eligibility(state, campaign, now=now)
     return {
         "id": campaign.id,
-        "status": EmailStatus(campaign.status).value,
-        "total_recipients": campaign.total_recipients,
-        "successful_sends": campaign.successful_sends,
+        "status": EmailStatus(fields(campaign).status).value,
+        "total_recipients": fields(campaign).total_recipients,
+        "successful_sends": fields(campaign).successful_sends,
         "accepted": accepted,
-        "delivered_count": campaign.delivered_count,
+        "delivered_count": fields(campaign).delivered_count,
         "recipients": counts,
-        "failure_reason": campaign.failure_reason,
-        "failed_at": isoformat_utc(campaign.failed_at),
-        "retry_count": campaign.retry_count,
-        "max_retries": campaign.max_retries,
+        "failure_reason": fields(campaign).failure_reason,
+        "failed_at": isoformat_utc(fields(campaign).failed_at),
+        "retry_count": fields(campaign).retry_count,
+        "max_retries": fields(campaign).max_retries,
         "retry": eligibility.as_dict(),
-        "next_auto_retry_at": isoformat_utc(campaign.next_auto_retry_at),
+        "next_auto_retry_at": isoformat_utc(fields(campaign).next_auto_retry_at),
         "scheduled_at": isoformat_utc(getattr(campaign, "scheduled_at", None)),
-        "last_attempt_at": isoformat_utc(campaign.last_attempt_at),
-        "cloned_from_id": campaign.cloned_from_id,
+        "last_attempt_at": isoformat_utc(fields(campaign).last_attempt_at),
+        "cloned_from_id": fields(campaign).cloned_from_id,
         "failures": failure_groups(state, campaign.id, limit=groups),
         "attempts": attempt_history(state, campaign.id),
     }

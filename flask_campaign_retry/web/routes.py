@@ -28,6 +28,7 @@ from flask import Blueprint, Flask, current_app, flash, jsonify, redirect, reque
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from flask_campaign_retry.campaign_fields import fields as mixin_fields
 from flask_campaign_retry.clock import isoformat_utc
 from flask_campaign_retry.errors import InvalidScheduleTime, QueueUnavailable, TransitionRefused
 from flask_campaign_retry.state import AppState, get_state
@@ -172,14 +173,14 @@ def clone(campaign_id: str) -> ResponseReturnValue:
             "status": "DRAFT",
             "cloned_from_id": campaign.id,
             "only_unsent": only_unsent,
-            "total_recipients": copy.total_recipients,
+            "total_recipients": mixin_fields(copy).total_recipients,
             "delivery_url": location,
         }
         page_hook = get_state().extension.hooks.campaign_url
         if page_hook is not None:
             body["page_url"] = page_hook(copy)
         message = f"Cloned into a new draft (#{copy.id})" + (
-            f" for the {copy.total_recipients} recipients who did not get it."
+            f" for the {mixin_fields(copy).total_recipients} recipients who did not get it."
             if only_unsent
             else "."
         )
