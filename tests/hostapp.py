@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +16,8 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import Mapped, mapped_column
 
-from flask_campaign_retry import CampaignMixin, CampaignRetry, OutgoingMessage
+from flask_campaign_retry import CampaignMixin, CampaignRetry, OutgoingMessage, campaign_mixin
+from flask_campaign_retry.campaign_fields import CAMPAIGN_FIELDS
 
 db = SQLAlchemy()
 retry = CampaignRetry()
@@ -30,7 +32,39 @@ class Subscriber(db.Model):  # type: ignore[name-defined,misc]
     unsubscribed: Mapped[bool] = mapped_column(default=False)
 
 
-class Campaign(CampaignMixin, db.Model):  # type: ignore[name-defined,misc]
+#: FCR_TEST_RENAMED_COLUMNS=1 runs the suite against a campaign model whose mixin fields are all
+#: renamed (``cr_status``, ...): the extension must reach every one through
+#: ``campaign_fields``; a direct ``campaign.status`` from the package fails the test.
+RENAMED_COLUMNS = os.environ.get("FCR_TEST_RENAMED_COLUMNS") == "1"
+_Mixin: type = (
+    campaign_mixin(**{field: f"cr_{field}" for field in CAMPAIGN_FIELDS})
+    if RENAMED_COLUMNS
+    else CampaignMixin
+)
+
+
+class _PackageMustNotUse:
+    """The extension's name of a renamed field: the tests may use it (it reads and writes the
+    renamed column), the package may not."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+
+    def _check(self) -> None:
+        caller = sys._getframe(2).f_globals.get("__name__", "")
+        if caller.startswith("flask_campaign_retry"):
+            raise AssertionError(f"{caller} used campaign.{self.field}, not fields(campaign)")
+
+    def __get__(self, obj: Any, owner: type) -> Any:
+        self._check()
+        return getattr(owner if obj is None else obj, f"cr_{self.field}")
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        self._check()
+        setattr(obj, f"cr_{self.field}", value)
+
+
+class Campaign(_Mixin, db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "campaign"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(120))
@@ -38,6 +72,11 @@ class Campaign(CampaignMixin, db.Model):  # type: ignore[name-defined,misc]
     subject: Mapped[str] = mapped_column(sa.String(200), default="Hello %recipient.first_name%")
     html: Mapped[str] = mapped_column(sa.Text, default="<p>Hi %recipient.first_name%</p>")
     from_address: Mapped[str] = mapped_column(sa.String(200), default="News <news@example.com>")
+
+
+if RENAMED_COLUMNS:
+    for _field in CAMPAIGN_FIELDS:
+        setattr(Campaign, _field, _PackageMustNotUse(_field))
 
 
 @retry.recipients_loader
