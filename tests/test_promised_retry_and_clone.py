@@ -13,6 +13,7 @@ import time_machine
 from flask import Flask
 
 from flask_campaign_retry import ConfigurationError, EmailStatus, TransitionRefused
+from flask_campaign_retry.campaign_fields import column_name
 from flask_campaign_retry.hooks import Hooks
 from flask_campaign_retry.providers.sandbox.rules import FaultRule
 from flask_campaign_retry.state import get_state
@@ -192,7 +193,8 @@ def test_a_full_clone_copies_host_columns_and_resets_the_mixin(
 def test_clone_fields_chooses_the_copied_columns(
     web_app: Flask, mailgun: Any, hooks: Hooks
 ) -> None:
-    hooks.clone_fields = lambda campaign: ["name", "list_name", "status", "retry_count"]
+    mixin = [column_name(hostapp.Campaign, "status"), column_name(hostapp.Campaign, "retry_count")]
+    hooks.clone_fields = lambda campaign: ["name", "list_name", *mixin]
     campaign = set_columns(partially_sent(web_app, mailgun), subject="Custom", name="Weekly")
     copy = hostapp.retry.clone(campaign)
     # subject was not listed: the column default; mixin columns listed are ignored.

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from flask_campaign_retry import EmailStatus, RecipientStatus
+from flask_campaign_retry.campaign_fields import column_values
 from flask_campaign_retry.clock import utcnow
 from flask_campaign_retry.engine.batch_job import _claim, _take_recipients
 from flask_campaign_retry.recovery.sweep import recover, schedule_recovery
@@ -69,7 +70,9 @@ def test_recovery_finalizes_an_attempt_whose_finalizer_never_ran(app: Flask) -> 
     campaigns = state.models.campaign.__table__
     attempt_table = state.models.attempt.__table__
     hostapp.db.session.execute(
-        sa.update(campaigns).values(status=EmailStatus.SENDING, successful_sends=0)
+        sa.update(campaigns).values(
+            column_values(campaigns, status=EmailStatus.SENDING, successful_sends=0)
+        )
     )
     hostapp.db.session.execute(sa.update(attempt_table).values(ended_at=None, outcome=None))
     hostapp.db.session.commit()

@@ -11,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_campaign_retry import EmailStatus, RecipientStatus
+from flask_campaign_retry.campaign_fields import column_values, renamed
 from flask_campaign_retry.providers.sandbox.rules import FaultRule
 from tests import hostapp
 from tests.helpers import attempts, drain, reload, status_counts
@@ -84,13 +85,12 @@ def test_send_route_starts_a_draft_and_refuses_a_second_send(
 
 
 def _row(campaign: Any) -> dict[str, Any]:
+    """The campaign's row, keyed by the extension's names (also with renamed mixin fields)."""
     table = hostapp.Campaign.__table__
     hostapp.db.session.expire_all()
-    return dict(
-        hostapp.db.session.execute(sa.select(table).where(table.c.id == campaign.id))
-        .mappings()
-        .one()
-    )
+    row = hostapp.db.session.execute(sa.select(table).where(table.c.id == campaign.id))
+    back = {name: field for field, name in renamed(hostapp.Campaign).items()}
+    return {back.get(key, key): value for key, value in row.mappings().one().items()}
 
 
 def test_clone_keeps_content_resets_retry_fields_and_leaves_the_original_untouched(
@@ -100,7 +100,14 @@ def test_clone_keeps_content_resets_retry_fields_and_leaves_the_original_untouch
     hostapp.db.session.execute(
         sa.update(hostapp.Campaign.__table__)
         .where(hostapp.Campaign.__table__.c.id == campaign.id)
-        .values(subject="Spring news", html="<p>Ünïcode ✓</p>", retry_count=1)
+        .values(
+            column_values(
+                hostapp.Campaign.__table__,
+                subject="Spring news",
+                html="<p>Ünïcode ✓</p>",
+                retry_count=1,
+            )
+        )
     )
     hostapp.db.session.commit()
     before = _row(campaign)

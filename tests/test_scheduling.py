@@ -14,6 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_campaign_retry import EmailStatus, InvalidScheduleTime, TransitionRefused
+from flask_campaign_retry.campaign_fields import columns
 from flask_campaign_retry.clock import utcnow
 from flask_campaign_retry.engine.scheduling import parse_when, start_due
 from flask_campaign_retry.recovery.sweep import recover
@@ -345,5 +346,5 @@ def test_cli_schedule_and_cancel(web_app: Flask, mailgun: Any) -> None:
 
 
 def test_scheduled_at_column_is_nullable_for_existing_rows(app: Flask) -> None:
-    column = get_state().models.campaign.__table__.c.scheduled_at
+    column = columns(get_state().models.campaign.__table__).scheduled_at
     assert column.nullable and isinstance(column.type, sa.DateTime)

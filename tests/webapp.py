@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from flask import Flask, g, has_app_context, render_template_string
 from flask.testing import FlaskClient
 
+from flask_campaign_retry.campaign_fields import column_values
 from flask_campaign_retry.providers.sandbox.rules import FaultRule
 from flask_campaign_retry.state import get_state
 from tests import hostapp
@@ -134,6 +135,8 @@ def failed(app: Flask, mailgun: Any) -> Any:
 def set_columns(campaign: Any, **values: Any) -> Any:
     """Write campaign columns directly (e.g. use up the retries) and return it reloaded."""
     table = get_state().models.campaign.__table__
-    hostapp.db.session.execute(sa.update(table).where(table.c.id == campaign.id).values(**values))
+    hostapp.db.session.execute(
+        sa.update(table).where(table.c.id == campaign.id).values(column_values(table, **values))
+    )
     hostapp.db.session.commit()
     return reload(campaign)

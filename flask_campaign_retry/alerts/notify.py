@@ -179,7 +179,7 @@ def build_payload(
         "attempt_number": attempt.number,
         "attempt_outcome": attempt.outcome,
         "consecutive_failed_attempts": streak,
-        "next_auto_retry_at": isoformat_utc(getattr(campaign, "next_auto_retry_at", None)),
+        "next_auto_retry_at": isoformat_utc(getattr(fields(campaign), "next_auto_retry_at", None)),
     }
 
 

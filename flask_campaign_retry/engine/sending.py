@@ -67,7 +67,7 @@ def start_send(
         session.rollback()
         session.refresh(campaign)
         raise TransitionRefused(
-            "already_sending" if campaign.status == EmailStatus.SENDING else "not_sendable",
+            "already_sending" if fields(campaign).status == EmailStatus.SENDING else "not_sendable",
             f"Campaign {campaign.id} is {fields(campaign).status.value}; only DRAFT or SCHEDULED "
             "campaigns can be sent (use retry for FAILED or PARTIALLY_SENT ones).",
         )

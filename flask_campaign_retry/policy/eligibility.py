@@ -110,7 +110,7 @@ def retry_eligibility(
         return refuse("window_expired", f"The retry window ended at {when}.")
     if attempts_left <= 0:
         return refuse(
-            "no_attempts_left", f"No retry attempts left (all {campaign.max_retries} used)."
+            "no_attempts_left", f"No retry attempts left (all {fields(campaign).max_retries} used)."
         )
     if retryable == 0 and uncertain == 0 and not _has_rows(state, campaign.id):
         # The list was never frozen (its preparation failed): a retry runs the loader again.

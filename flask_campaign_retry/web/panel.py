@@ -259,7 +259,7 @@ def build_panel(state: AppState, campaign: Any, *, now: datetime | None = None) 
         back_url=request.full_path.rstrip("?") if has_request_context() else None,
         now=now,
         stylesheet_url=_stylesheet_url(),
-        scheduled_at=getattr(campaign, "scheduled_at", None),
+        scheduled_at=getattr(fields(campaign), "scheduled_at", None),
         preview=preview,
     )
 

@@ -172,7 +172,7 @@ def delivery_report(
         "max_retries": fields(campaign).max_retries,
         "retry": eligibility.as_dict(),
         "next_auto_retry_at": isoformat_utc(fields(campaign).next_auto_retry_at),
-        "scheduled_at": isoformat_utc(getattr(campaign, "scheduled_at", None)),
+        "scheduled_at": isoformat_utc(getattr(fields(campaign), "scheduled_at", None)),
         "last_attempt_at": isoformat_utc(fields(campaign).last_attempt_at),
         "cloned_from_id": fields(campaign).cloned_from_id,
         "failures": failure_groups(state, campaign.id, limit=groups),
