@@ -4,6 +4,10 @@ Once released, a column here is never renamed or retyped: hosts carry these colu
 migration history. Every NOT NULL column has a server default, so the migration that adds the
 mixin to a campaign table that already has rows works as generated (existing rows start as
 DRAFT with no retries used; ``flask campaign-retry adopt`` marks the ones already sent).
+
+``campaign_mixin(status="send_status", ...)`` is the same mixin with some fields under the
+host's names (for a table that already has a ``status`` of its own); the package reaches the
+fields through ``campaign_fields``, whatever their names.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import keyword
 import uuid
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
@@ -122,14 +127,16 @@ def campaign_mixin(**names: str) -> type:
     taken: dict[str, str] = {}
     for field, name in final.items():
         if name in taken:
+            hint = f": give {name} another name too" if name in CAMPAIGN_FIELDS else ""
             raise ValueError(
-                f"campaign_mixin(): {field} and {taken[name]} would both be named {name!r}."
+                f"campaign_mixin(): {field} and {taken[name]} would both be named {name!r}{hint}."
             )
         taken[name] = field
     attributes: dict[str, Any] = {
         "__doc__": f"CampaignMixin with renamed fields {renames}.",
         "__module__": __name__,
-        NAMES_ATTRIBUTE: dict(renames),
+        "__qualname__": f"campaign_mixin({', '.join(f'{k}={v!r}' for k, v in renames.items())})",
+        NAMES_ATTRIBUTE: MappingProxyType(renames),
         "__annotations__": {},
     }
     for field in CAMPAIGN_FIELDS:

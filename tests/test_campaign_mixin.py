@@ -104,7 +104,10 @@ def test_names_that_cannot_be_columns_are_refused(name: Any) -> None:
 def test_colliding_names_are_refused() -> None:
     with pytest.raises(ValueError, match="failure_reason and status would both be named 'x'"):
         campaign_mixin(status="x", failure_reason="x")
-    with pytest.raises(ValueError, match="failure_reason and status would both be named 'status'"):
+    with pytest.raises(
+        ValueError,
+        match="failure_reason and status would both be named 'status': give status another name",
+    ):
         campaign_mixin(failure_reason="status")
 
 
