@@ -296,8 +296,7 @@ def _show_next_try(state: AppState, attempt_id: int, at: datetime) -> None:
     campaign_id = (
         sa.select(attempts.c.campaign_id).where(attempts.c.id == attempt_id).scalar_subquery()
     )
+    values = column_values(campaigns, next_auto_retry_at=at)
     state.db.session.execute(
-        sa.update(campaigns)
-        .where(campaigns.c.id == campaign_id)
-        .values(column_values(campaigns, next_auto_retry_at=at))
+        sa.update(campaigns).where(campaigns.c.id == campaign_id).values(values)
     )
