@@ -32,18 +32,21 @@ from flask_campaign_retry.state import AppState
 
 log = logging.getLogger("flask_campaign_retry")
 
+#: The chain's clock (a module attribute, so a test can drive it).
+clock = time.monotonic
+
 
 class ChainBudget:
     """How long a batch job may keep claiming further batches (monotonic clock)."""
 
-    def __init__(self, state: AppState, started: float | None = None) -> None:
+    def __init__(self, state: AppState) -> None:
         settings = state.settings
         self.seconds = min(settings.batch_chain_seconds, settings.job_timeout / 2)
-        self.started = time.monotonic() if started is None else started
+        self.started = clock()
 
     def left(self) -> bool:
         """True while another batch may be started."""
-        return self.seconds > 0 and time.monotonic() - self.started < self.seconds
+        return self.seconds > 0 and clock() - self.started < self.seconds
 
 
 def discard_waiting_job(state: AppState, batch_id: int, tries: int) -> None:
