@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from flask_campaign_retry import EmailStatus, RecipientStatus
+from flask_campaign_retry.clock import utcnow
 from flask_campaign_retry.config import DEFAULTS, load_settings
 from flask_campaign_retry.engine import chain
 from flask_campaign_retry.engine.batch_job import run_batch
@@ -187,3 +188,51 @@ def test_on_postgresql_each_batch_costs_two_statements(make_app: Any, mailgun: A
         assert ten - five == 10
         # With batches of 1,000 that is 2 per 1,000 recipients plus the finalizer once.
         assert five - 2 * 5 - 1 <= 12
+
+
+def test_retry_targeting_reaches_exactly_the_failed_set_in_id_order(
+    make_app: Any, mailgun: Any
+) -> None:
+    """One ordered pass over the retryable ids (streamed on PostgreSQL): every failed
+    recipient, and no other, lands in a retry batch, batches filled in id order."""
+    app = make_app(CAMPAIGN_RETRY_BATCH_SIZE=10, CAMPAIGN_RETRY_AUTO_RETRY=False)
+    with app.app_context():
+        addresses = emails(75, prefix="t")
+        campaign = campaign_with(addresses)
+        hostapp.retry.send(campaign)
+        drain(app)
+        assert reload(campaign).status is EmailStatus.SENT
+        recipients = get_state().models.recipient.__table__
+        campaigns = hostapp.Campaign.__table__
+        ids = sorted(row.id for row in recipient_rows(campaign).values())
+        failed_ids = ids[::3]  # 25 recipients spread over the whole list
+        hostapp.db.session.execute(
+            sa.update(recipients)
+            .where(recipients.c.id.in_(failed_ids))
+            .values(status=RecipientStatus.FAILED, failure_kind="transient")
+        )
+        hostapp.db.session.execute(
+            sa.update(campaigns)
+            .where(campaigns.c.id == campaign.id)
+            .values(status=EmailStatus.PARTIALLY_SENT, failed_at=utcnow())
+        )
+        hostapp.db.session.commit()
+        mailgun.reset()
+        hostapp.retry.retry(reload(campaign))
+        drain(app)
+        failed = {row.email for row in recipient_rows(campaign).values() if row.id in failed_ids}
+        assert mailgun.accepted_emails() == {address: 1 for address in failed}
+        assert reload(campaign).status is EmailStatus.SENT
+        retry_batches = [b for b in batches(campaign) if b.seq is not None][-3:]
+        assert [b.size for b in retry_batches] == [10, 10, 5]
+        by_batch = {
+            b.id: sorted(
+                row.id for row in recipient_rows(campaign).values() if row.batch_id == b.id
+            )
+            for b in retry_batches
+        }
+        assert [by_batch[b.id] for b in retry_batches] == [
+            failed_ids[:10],
+            failed_ids[10:20],
+            failed_ids[20:],
+        ]
