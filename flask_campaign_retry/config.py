@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "CAMPAIGN_RETRY_REDIS_URL": None,
     "CAMPAIGN_RETRY_QUEUE": "campaign_retry",
     "CAMPAIGN_RETRY_JOB_TIMEOUT": 600,
+    "CAMPAIGN_RETRY_BATCH_CHAIN_SECONDS": 60.0,
     "CAMPAIGN_RETRY_LEASE_SECONDS": 900,
     "CAMPAIGN_RETRY_CONNECT_TIMEOUT": 5.0,
     "CAMPAIGN_RETRY_READ_TIMEOUT": 30.0,
@@ -80,6 +81,8 @@ class Settings:
     breaker_cooldown: float = 60.0
     #: Recipients whose addresses differ only in case are one recipient (the first one loaded).
     casefold_dedupe: bool = True
+    #: How long a batch job keeps claiming further batches of its attempt (0: one batch).
+    batch_chain_seconds: float = 60.0
 
 
 def _int(config: Mapping[str, Any], key: str, low: int, high: int | None = None) -> int:
@@ -208,4 +211,5 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         breaker_threshold=_int(config, "CAMPAIGN_RETRY_BREAKER_THRESHOLD", 1, 1000),
         breaker_cooldown=_seconds(config, "CAMPAIGN_RETRY_BREAKER_COOLDOWN", 1.0),
         casefold_dedupe=_bool(config, "CAMPAIGN_RETRY_CASEFOLD_DEDUPE"),
+        batch_chain_seconds=_seconds(config, "CAMPAIGN_RETRY_BATCH_CHAIN_SECONDS", 0.0),
     )

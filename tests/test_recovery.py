@@ -11,7 +11,7 @@ from flask import Flask
 from flask_campaign_retry import EmailStatus, RecipientStatus
 from flask_campaign_retry.campaign_fields import column_values
 from flask_campaign_retry.clock import utcnow
-from flask_campaign_retry.engine.batch_job import _claim, _take_recipients
+from flask_campaign_retry.engine.claims import claim_and_take
 from flask_campaign_retry.recovery.sweep import recover, schedule_recovery
 from flask_campaign_retry.state import get_state
 from flask_campaign_retry.statuses import BatchStatus
@@ -39,8 +39,9 @@ def test_a_batch_whose_worker_died_in_flight_is_made_uncertain(make_app: Any, ma
         batch_ids = _prepare_only(app, campaign)
         state = get_state()
         # A worker claims the first batch and dies before sending it.
-        assert _claim(state, batch_ids[0], "dead-worker") is not None
-        assert len(_take_recipients(state, batch_ids[0])) == 10
+        claim = claim_and_take(state, "dead-worker", batch_id=batch_ids[0])
+        assert claim is not None
+        assert len(claim.recipients) == 10
         hostapp.db.session.commit()
         drain(app)  # the other two batches go out; the duplicate job for batch 0 is refused
         assert reload(campaign).status is EmailStatus.SENDING

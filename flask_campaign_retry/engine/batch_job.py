@@ -12,7 +12,10 @@ from flask import current_app
 
 from flask_campaign_retry.campaign_fields import column_values
 from flask_campaign_retry.clock import utcnow
+from flask_campaign_retry.engine import settle_in_one
 from flask_campaign_retry.engine.addresses import address_problem
+from flask_campaign_retry.engine.chain import ChainBudget, discard_waiting_job
+from flask_campaign_retry.engine.claims import CLAIMABLE, Claim, claim_and_take
 from flask_campaign_retry.engine.failover import with_failover
 from flask_campaign_retry.engine.finalize import finalize_attempt
 from flask_campaign_retry.engine.message import build_message
@@ -27,56 +30,10 @@ from flask_campaign_retry.policy.backoff import next_try_at
 from flask_campaign_retry.providers.base import BatchRecipient, BatchRef
 from flask_campaign_retry.queue.job_ids import batch_job_id
 from flask_campaign_retry.queue.names import BATCH_JOB
-from flask_campaign_retry.sql import claim_where
 from flask_campaign_retry.state import AppState, get_state
-from flask_campaign_retry.statuses import BatchStatus, FailureKind, RecipientStatus
+from flask_campaign_retry.statuses import BatchStatus, FailureKind
 
 log = logging.getLogger("flask_campaign_retry")
-
-CLAIMABLE = (BatchStatus.QUEUED,)
-
-
-def _claim(
-    state: AppState, batch_id: int, token: str
-) -> tuple[Any, int, int, dict[str, Any] | None] | None:
-    """Compare-and-set the batch to SENDING under a lease.
-
-    Only a QUEUED batch that is due, of an attempt neither halted nor paused, can be claimed.
-    Returns (campaign id, attempt id, tries including this one, the attempt's frozen message)
-    or None; the message comes back in the same statement, so a forked work horse needs no
-    extra query for it.
-    """
-    session = state.db.session
-    batches = state.models.batch.__table__
-    attempts = state.models.attempt.__table__
-    b = batches.c
-    a = attempts.c
-    now = utcnow()
-    attempt_open = sa.exists().where(
-        a.id == b.attempt_id,
-        a.halt_reason.is_(None),
-        sa.or_(a.paused_until.is_(None), a.paused_until <= now),
-    )
-    due = sa.or_(b.next_try_at.is_(None), b.next_try_at <= now)
-    condition = sa.and_(b.id == batch_id, b.status.in_(CLAIMABLE), due, attempt_open)
-    dialect = session.get_bind().dialect.name
-    row = session.execute(
-        sa.update(batches)
-        .where(claim_where(batches, dialect, condition))
-        .values(
-            status=BatchStatus.SENDING,
-            claim_token=token,
-            lease_until=now + timedelta(seconds=state.settings.lease_seconds),
-            tries=b.tries + 1,
-        )
-        .returning(
-            b.campaign_id,
-            b.attempt_id,
-            b.tries,
-            sa.select(a.message).where(a.id == b.attempt_id).scalar_subquery(),
-        )
-    ).first()
-    return (row[0], int(row[1]), int(row[2]), row[3]) if row is not None else None
 
 
 def _wait_time(state: AppState, batch_id: int) -> tuple[datetime, int] | None:
@@ -128,25 +85,6 @@ def _cancel_if_halted(state: AppState, batch_id: int) -> int | None:
     return attempt_id if settled >= total else None
 
 
-def _take_recipients(
-    state: AppState, batch_id: int, campaign_id: Any = None
-) -> list[BatchRecipient]:
-    recipients = state.models.recipient.__table__
-    r = recipients.c
-    condition = sa.and_(r.batch_id == batch_id, r.status == RecipientStatus.PENDING)
-    if campaign_id is not None:
-        # A row of a deleted campaign may still name a batch id the database reused.
-        condition = sa.and_(condition, r.campaign_id == campaign_id)
-    rows = state.db.session.execute(
-        sa.update(recipients)
-        .where(condition)
-        .values(status=RecipientStatus.SENDING)
-        .returning(r.id, r.email, r.variables)
-    ).all()
-    rows.sort(key=lambda row: row[0])
-    return [BatchRecipient(int(rid), email, variables or {}) for rid, email, variables in rows]
-
-
 class _LazyCampaign:
     """Loads the campaign row only when a hook needs it (most batches hit the message cache)."""
 
@@ -171,12 +109,15 @@ def _exclusions(
 
 
 def run_batch(batch_id: int) -> str:
-    """Send batch ``batch_id`` once; safe to run twice or concurrently (only one claim wins)."""
+    """Send batch ``batch_id``, then further due batches of its attempt while the chain's
+    time budget lasts (:mod:`engine.chain`); safe to run twice or concurrently (only one claim
+    of a batch wins). Returns what became of ``batch_id`` itself."""
     state = get_state()
     session = state.db.session
+    budget = ChainBudget(state)
     token = uuid.uuid4().hex
-    claimed = _claim(state, batch_id, token)
-    if claimed is None:
+    claim = claim_and_take(state, token, batch_id=batch_id)
+    if claim is None:
         session.rollback()
         finished = _cancel_if_halted(state, batch_id)
         if finished is not None:
@@ -188,16 +129,30 @@ def run_batch(batch_id: int) -> str:
             _requeue(batch_id, wait[0], wait[1], waiting=True)
             return "waiting"
         return "not claimable"
-    campaign_id, attempt_id, tries, frozen_message = claimed
-    recipients = _take_recipients(state, batch_id, campaign_id)
     session.commit()
+    campaign = _LazyCampaign(state, claim.campaign_id)
+    result = _send_claimed(state, claim, token, campaign)
+    while budget.left():
+        token = uuid.uuid4().hex
+        further = claim_and_take(state, token, attempt_id=claim.attempt_id)
+        if further is None:
+            session.rollback()
+            break
+        session.commit()
+        discard_waiting_job(state, further.batch_id, further.tries)
+        _send_claimed(state, further, token, campaign)
+    return result
 
+
+def _send_claimed(state: AppState, claim: Claim, token: str, campaign: _LazyCampaign) -> str:
+    """Exclude, validate and submit the recipients of a claimed batch, then record it."""
+    batch_id, campaign_id, attempt_id = claim.batch_id, claim.campaign_id, claim.attempt_id
+    recipients = claim.recipients
     outcome = BatchOutcome(
-        batch_id, attempt_id, token, all_claimed_ids=[r.id for r in recipients], tries=tries
+        batch_id, attempt_id, token, all_claimed_ids=[r.id for r in recipients], tries=claim.tries
     )
-    campaign = _LazyCampaign(state, campaign_id)
     try:
-        message = build_message(frozen_message)
+        message = build_message(claim.message)
         in_headers = header_variables(message)
         excluded = _exclusions(state, campaign, recipients)
         key, provider = provider_for_campaign(state, current_app, campaign.get)
@@ -229,7 +184,7 @@ def run_batch(batch_id: int) -> str:
             key, provider = with_failover(state, app, key, provider, batch_id)
         outcome.provider = key
         outcome.result = submit(provider, message, to_send, ref)
-        _plan_next_try(state, outcome, tries)
+        _plan_next_try(state, outcome, claim.tries)
     return _record(state, campaign_id, outcome)
 
 
@@ -269,12 +224,12 @@ def _requeue(batch_id: int, at: datetime, tries: int, *, waiting: bool = False) 
 def _record(state: AppState, campaign_id: Any, outcome: BatchOutcome) -> str:
     session = state.db.session
     writer = OutcomeWriter(state)
-    if not writer.settle_batch(outcome):
+    counted = _settle_write_count(writer, outcome)
+    if counted is None:
         session.rollback()
         log.warning("batch %s lost its claim before its outcome was written", outcome.batch_id)
         return "claim lost"
-    writer.write_recipients(outcome)
-    settled, total = writer.count_into_attempt(outcome)
+    settled, total = counted
     if outcome.reschedule_at is not None:
         _show_next_try(state, outcome.attempt_id, outcome.reschedule_at)
     session.commit()
@@ -287,6 +242,16 @@ def _record(state: AppState, campaign_id: Any, outcome: BatchOutcome) -> str:
     if settled >= total:
         finalize_attempt(state, outcome.attempt_id)
     return "settled"
+
+
+def _settle_write_count(writer: OutcomeWriter, outcome: BatchOutcome) -> tuple[int, int] | None:
+    """Record the run; (batches settled, batches total), or None when the claim was lost."""
+    if writer.session.get_bind().dialect.name == "postgresql":
+        return settle_in_one.record(writer, outcome)
+    if not writer.settle_batch(outcome):
+        return None
+    writer.write_recipients(outcome)
+    return writer.count_into_attempt(outcome)
 
 
 def _show_next_try(state: AppState, attempt_id: int, at: datetime) -> None:

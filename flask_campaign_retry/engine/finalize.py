@@ -161,8 +161,8 @@ def finalize_attempt(state: AppState, attempt_id: int) -> EmailStatus | None:
     if closed.rowcount != 1:
         session.rollback()
         return None
-    attempt = session.get(models.attempt, attempt_id)
-    session.refresh(attempt)
+    # One SELECT that also overwrites a stale copy in the identity map (instead of get+refresh).
+    attempt = session.get(models.attempt, attempt_id, populate_existing=True)
     campaign = session.get(models.campaign, attempt.campaign_id)
     outcome = _campaign_outcome(state, campaign, attempt.halt_reason)
     status, accepted, considered = outcome.status, outcome.accepted, outcome.considered

@@ -124,8 +124,9 @@ class OutcomeWriter:
             submissions=self.recipients.c.submissions + 1,
         )
 
-    def settle_batch(self, outcome: BatchOutcome) -> bool:
-        """Record the batch's run if this worker still holds its claim; False if it lost it."""
+    def settle_statement(self, outcome: BatchOutcome) -> sa.Update:
+        """The UPDATE recording the batch's run, matching only while this worker still holds
+        its claim (SENDING under its token)."""
         b = self.batches.c
         counts = outcome.counts()
         nothing_submitted = outcome.result is not None and not outcome.result.outcomes
@@ -142,7 +143,7 @@ class OutcomeWriter:
             values["provider_message_id"] = message_id
         if outcome.provider is not None:
             values["provider"] = outcome.provider[:100]
-        settled = self.session.execute(
+        return (
             sa.update(self.batches)
             .where(
                 b.id == outcome.batch_id,
@@ -161,6 +162,10 @@ class OutcomeWriter:
                 **values,
             )
         )
+
+    def settle_batch(self, outcome: BatchOutcome) -> bool:
+        """Record the batch's run if this worker still holds its claim; False if it lost it."""
+        settled = self.session.execute(self.settle_statement(outcome))
         return bool(settled.rowcount == 1)
 
     @staticmethod
@@ -243,8 +248,8 @@ class OutcomeWriter:
         if result.unsubmitted:
             self._set(r.id.in_(_ids(result.unsubmitted)), status=RecipientStatus.PENDING)
 
-    def count_into_attempt(self, outcome: BatchOutcome) -> tuple[int, int]:
-        """Add the run's counts to its attempt; return (batches settled, batches total)."""
+    def count_values(self, outcome: BatchOutcome) -> dict[str, Any]:
+        """What the run adds to its attempt row: counters, settled batches, halt, pause."""
         a = self.attempts.c
         values: dict[str, Any] = {name: a[name] + n for name, n in outcome.counts().items()}
         if outcome.settles:
@@ -258,10 +263,15 @@ class OutcomeWriter:
                 (sa.or_(a.paused_until.is_(None), a.paused_until < pause), pause),
                 else_=a.paused_until,
             )
+        return values
+
+    def count_into_attempt(self, outcome: BatchOutcome) -> tuple[int, int]:
+        """Add the run's counts to its attempt; return (batches settled, batches total)."""
+        a = self.attempts.c
         row = self.session.execute(
             sa.update(self.attempts)
             .where(a.id == outcome.attempt_id)
-            .values(**values)
+            .values(**self.count_values(outcome))
             .returning(a.batches_settled, a.batches_total)
         ).one()
         return int(row[0]), int(row[1])

@@ -154,7 +154,9 @@ class Provider(Protocol):
     prepared, raises ``ValueError`` whose text names the field the provider cannot carry (the
     campaign then fails at once, nothing sent); ``cache_key`` (a string naming the provider's
     settings, no secret) lets a provider returned by ``@retry.provider_for`` be reused by every
-    batch with the same key.
+    batch with the same key; ``warm() -> None`` builds, without opening any connection, what
+    every call needs (an SDK client, a TLS context): a forking worker calls it before it forks,
+    so every work horse inherits it instead of building it again.
     """
 
     name: str

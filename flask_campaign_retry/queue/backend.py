@@ -125,6 +125,19 @@ class QueueBackend:
         self.enqueue(func, *ids, at=at, job_id=job_id)
         return True
 
+    def discard_waiting(self, job_id: str) -> bool:
+        """Take the job ``job_id`` out of the queue and delete it, if it still waits there
+        (a worker that already popped it keeps it). Returns True when it was discarded.
+
+        A batch job that claimed another batch of its attempt (:mod:`engine.chain`) discards
+        that batch's waiting job, so no work horse is forked for a job that would only find
+        its batch claimed.
+        """
+        if not self.connection.lrem(self.queue.key, 0, job_id):
+            return False
+        self.connection.delete(self.job_class.key_for(job_id))
+        return True
+
     def live(
         self,
         job_ids: Sequence[str],

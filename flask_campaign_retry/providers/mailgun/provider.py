@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Final, NoReturn, Protocol, Self
-from urllib.parse import urlparse
+from typing import Any, NoReturn, Protocol, Self
 
 from mailgun.client import Client
 from mailgun.config import RetryPolicy
@@ -36,15 +36,19 @@ from flask_campaign_retry.providers.mailgun.errors import classify_response
 from flask_campaign_retry.providers.mailgun.events import events_filters, fold_events, walk_events
 from flask_campaign_retry.providers.mailgun.exceptions import classify_exception
 from flask_campaign_retry.providers.mailgun.form import build_form, check_message
+from flask_campaign_retry.providers.mailgun.settings import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
+    EU_API_URL,
+    US_API_URL,
+    normalize_api_url,
+    required,
+    timeout_setting,
+)
+
+__all__ = ["EU_API_URL", "US_API_URL", "MailgunProvider", "normalize_api_url"]
 
 log = logging.getLogger(__name__)
-
-US_API_URL: Final = "https://api.mailgun.net"
-EU_API_URL: Final = "https://api.eu.mailgun.net"
-DEFAULT_CONNECT_TIMEOUT: Final = 5.0
-DEFAULT_READ_TIMEOUT: Final = 30.0
-_SDK_TIMEOUT_LIMIT = 300.0  # the SDK refuses larger timeouts
-_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
 
 
 class _Response(Protocol):
@@ -70,48 +74,6 @@ class _Secret:
         return "<secret>"
 
     __str__ = __repr__
-
-
-def normalize_api_url(raw: str) -> str:
-    """``MAILGUN_API_URL`` as the SDK wants it: scheme and host, no trailing ``/`` or ``/v3``.
-
-    Plain ``http`` is allowed only for ``127.0.0.1``/``localhost`` (test servers), as in the SDK.
-    """
-    url = raw.strip().rstrip("/")
-    url = url.removesuffix("/v3").rstrip("/")
-    parsed = urlparse(url)
-    if parsed.scheme not in ("https", "http") or not parsed.hostname:
-        raise ConfigurationError(
-            f"MAILGUN_API_URL must be a URL like {US_API_URL!r} (US) or {EU_API_URL!r} (EU), "
-            f"got {raw!r}."
-        )
-    if parsed.scheme == "http" and parsed.hostname not in _LOCAL_HOSTS:
-        raise ConfigurationError(
-            f"MAILGUN_API_URL must use https (plain http is only for 127.0.0.1), got {raw!r}."
-        )
-    if parsed.username or parsed.password:
-        raise ConfigurationError(
-            "MAILGUN_API_URL must not contain credentials; put the key in MAILGUN_API_KEY."
-        )
-    return url
-
-
-def _timeout(config: Mapping[str, Any], key: str, default: float) -> float:
-    value = config.get(key, default)
-    if value is None:
-        value = default
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigurationError(f"{key} must be a number of seconds, got {value!r}.")
-    if not 0 < value <= _SDK_TIMEOUT_LIMIT:
-        raise ConfigurationError(f"{key} must be > 0 and <= 300 seconds, got {value}.")
-    return float(value)
-
-
-def _required(config: Mapping[str, Any], key: str, how: str) -> str:
-    value = config.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigurationError(f"{key} is not set: {how}")
-    return value.strip()
 
 
 class MailgunProvider:
@@ -141,18 +103,20 @@ class MailgunProvider:
         self.read_timeout = read_timeout
         self._lock = threading.Lock()
         self._client: Client | None = None
+        #: The process that sent through ``_client`` (None: built, never used).
+        self._client_used_by: int | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> MailgunProvider:
         """Build from app config: ``MAILGUN_API_KEY``, ``MAILGUN_DOMAIN`` (both required),
         ``MAILGUN_API_URL``, ``CAMPAIGN_RETRY_CONNECT_TIMEOUT``, ``CAMPAIGN_RETRY_READ_TIMEOUT``.
         """
-        api_key = _required(
+        api_key = required(
             config,
             "MAILGUN_API_KEY",
             "set it to your Mailgun private API key (Mailgun dashboard > API Security).",
         )
-        domain = _required(
+        domain = required(
             config,
             "MAILGUN_DOMAIN",
             "set it to your sending domain, e.g. 'mg.example.com' (Mailgun dashboard > Domains).",
@@ -164,10 +128,12 @@ class MailgunProvider:
             api_key,
             domain,
             api_url=api_url,
-            connect_timeout=_timeout(
+            connect_timeout=timeout_setting(
                 config, "CAMPAIGN_RETRY_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT
             ),
-            read_timeout=_timeout(config, "CAMPAIGN_RETRY_READ_TIMEOUT", DEFAULT_READ_TIMEOUT),
+            read_timeout=timeout_setting(
+                config, "CAMPAIGN_RETRY_READ_TIMEOUT", DEFAULT_READ_TIMEOUT
+            ),
         )
 
     def __repr__(self) -> str:
@@ -180,14 +146,30 @@ class MailgunProvider:
             "MailgunProvider holds the API key and must not be pickled (RQ jobs carry ids only)."
         )
 
+    def warm(self) -> None:
+        """Build the SDK client now (the CA bundle is loaded into its TLS context: about 70 ms),
+        opening no connection. A forking worker calls this before it forks, so work horses
+        inherit the client instead of each building one."""
+        with self._lock:
+            self._client_for(os.getpid(), use=False)
+
     def _sdk_client(self) -> Client:
-        if self._client is None:
+        return self._client_for(os.getpid(), use=True)
+
+    def _client_for(self, pid: int, *, use: bool) -> Client:
+        """The SDK client for this process. A client already used by another process (the
+        parent of a fork) may hold its open connections: it is never shared, a new one is
+        built. A client nobody used holds no connection and is safe to inherit."""
+        if self._client is None or self._client_used_by not in (None, pid):
             self._client = Client(
                 auth=("api", self._key.reveal()),
                 api_url=self.api_url,
                 timeout=(self.connect_timeout, self.read_timeout),
                 retry_policy=RetryPolicy(max_retries=0),  # one request per batch: we retry
             )
+            self._client_used_by = None
+        if use:
+            self._client_used_by = pid
         return self._client
 
     def validate(self, message: OutgoingMessage) -> None:
@@ -260,6 +242,7 @@ class MailgunProvider:
         """Close the SDK client's connection pool (a later send opens a new one)."""
         with self._lock:
             client, self._client = self._client, None
+            self._client_used_by = None
         if client is not None:
             client.close()
 
