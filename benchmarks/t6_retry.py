@@ -23,9 +23,9 @@ from flask_campaign_retry.statuses import EmailStatus
 from . import hostapp
 from .cli import Target, main_for
 from .context import BenchContext, expect
+from .memory_runs import big_probe
 from .report import Figure
 from .send_runs import wait_attempt_end
-from .t5_memory import big_probe
 from .worker_proc import WorkerPool
 
 TARGET_SECONDS = 1.0
