@@ -3,7 +3,8 @@
 Order: warm-up (every path once on a small list), then for each repetition the engine, the
 floor and the provider calls alone back to back on the same list, each starting from emptied
 tracking tables and a checkpoint, then the naive tracker on a smaller list, then one forking
-worker process (statements counted in its work horses). Best-of-repetitions is compared, as usual on a noisy machine.
+worker process (statements counted in its work horses). Best-of-repetitions is compared, as
+usual on a noisy machine.
 """
 
 from __future__ import annotations
