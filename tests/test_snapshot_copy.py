@@ -250,3 +250,23 @@ def test_copy_field_escapes_exactly_what_copy_text_format_needs() -> None:
     assert snapshot_copy.copy_field(None) == "\\N"
     assert snapshot_copy.copy_field("\\N") == "\\\\N"
     assert snapshot_copy.copy_field("a\tb\nc\rd\\e'f\"g é") == "a\\tb\\nc\\rd\\\\e'f\"g é"
+
+
+def test_without_temporary_tables_the_snapshot_falls_back_to_insert(
+    make_app: Callable[..., Flask], hooks: Hooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database role without the TEMPORARY privilege: the CREATE is refused, the snapshot's
+    transaction goes on, and the portable INSERT freezes the very same rows."""
+    app = make_app(CAMPAIGN_RETRY_BATCH_SIZE=3)
+    with app.app_context():
+        if hostapp.db.engine.dialect.name != "postgresql":
+            pytest.skip("the COPY path is PostgreSQL's")
+        # Refused like a missing privilege: a ProgrammingError from PostgreSQL itself.
+        refused = "CREATE TEMPORARY TABLE pg_catalog.fcr_refused (a int)"
+        monkeypatch.setattr(snapshot_copy, "_CREATE", refused)
+        used: list[int] = []
+        monkeypatch.setattr(snapshot_copy, "copy_text", lambda rows, s: used.append(1) or "")
+        campaign = _send(app, hooks, _audience(), "no-temp")
+        assert used == []
+        assert _rows(campaign) == _expected(campaign)
+        assert [(b.seq, b.size) for b in batches(campaign)] == [(0, 2), (1, 1), (2, 3), (3, 1)]

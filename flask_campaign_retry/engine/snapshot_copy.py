@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,6 +21,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from flask_campaign_retry.statuses import RecipientStatus
+
+log = logging.getLogger("flask_campaign_retry")
 
 #: The staging table: temporary (this connection only) and dropped at COMMIT; a rollback
 #: (a preparation that failed and will run again) undoes its creation.
@@ -90,8 +93,15 @@ def copy_writer(
         return None
     # The JSON column's own serializer (None is stored as JSON null, as the INSERT path does).
     serialize: Callable[[Any], str] = getattr(dialect, "_json_serializer", None) or json.dumps
-    session.execute(sa.text(_CREATE))
-    session.execute(sa.text(f"TRUNCATE {STAGE}"))
+    try:
+        with session.begin_nested():  # a refusal must not abort the snapshot's transaction
+            session.execute(sa.text(_CREATE))
+            session.execute(sa.text(f"TRUNCATE {STAGE}"))
+    except sa.exc.ProgrammingError:
+        # No TEMPORARY privilege on this database (or a pooler that forbids temp tables):
+        # the portable INSERT does the same work, slower.
+        log.warning("the snapshot cannot use a temporary table here; using INSERT", exc_info=True)
+        return None
     c = recipients.c
     move = (
         postgresql.insert(recipients)
