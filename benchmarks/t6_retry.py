@@ -199,7 +199,7 @@ def run(ctx: BenchContext) -> Figure:
         judged=ctx.options.judged and million,
         why_not_judged="quick run" if ctx.options.quick else "--skip-million",
         details=[
-            f"campaign of {big.size:,} recipients, sent for real by target 5; before each "
+            f"campaign of {big.size:,} recipients, sent for real by target 7 (memory); before each "
             f"retry every {FAILED_EVERY}th recipient by id is marked a transient failure "
             f"({worst.failed:,}, scattered over the whole list) and the campaign "
             "PARTIALLY_SENT; one forking worker process is idle before the request; times "
