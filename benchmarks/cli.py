@@ -28,7 +28,7 @@ def parse_options(argv: Sequence[str] | None, description: str) -> argparse.Name
     parser.add_argument(
         "--skip-million",
         action="store_true",
-        help="targets 5 and 6 use 100,000 recipients instead of 1,000,000 (not judged)",
+        help="targets 6 and 7 (memory) use 100,000 recipients instead of 1,000,000 (not judged)",
     )
     parser.add_argument(
         "--strict", action="store_true", help="exit with status 2 when a judged target is missed"

@@ -1,9 +1,10 @@
 """The initial-send runs that targets 1-4 share, measured side by side in one session.
 
-Order: warm-up (every path once on a small list), then for each repetition the engine and the
-floor back to back on the same list, each starting from emptied tracking tables and a checkpoint,
-then the naive tracker on a smaller list, then one forking worker process (statements counted in
-its work horses). Best-of-repetitions is compared, as usual on a noisy machine.
+Order: warm-up (every path once on a small list), then for each repetition the engine, the
+floor and the provider calls alone back to back on the same list, each starting from emptied
+tracking tables and a checkpoint, then the naive tracker on a smaller list, then one forking
+worker process (statements counted in its work horses). Best-of-repetitions is compared, as
+usual on a noisy machine.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from redis import Redis
 
 from . import hostapp
 from .context import BenchContext, reset_tracking
-from .send_runs import SendRun, run_engine, run_floor, run_forked, run_naive
+from .send_runs import SendRun, run_engine, run_floor, run_forked, run_naive, run_provider_only
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class SideBySide:
     sizes: Sizes
     engine_runs: list[SendRun]
     floor_seconds: list[float]
+    #: the provider calls alone: the same posts of the same batches, no database at all
+    provider_seconds: list[float]
     naive_seconds: float
 
     @property
@@ -48,6 +51,10 @@ class SideBySide:
     @property
     def best_floor(self) -> float:
         return min(self.floor_seconds)
+
+    @property
+    def best_provider(self) -> float:
+        return min(self.provider_seconds)
 
 
 @dataclass(frozen=True)
@@ -91,14 +98,17 @@ def _measure(ctx: BenchContext) -> SideBySide:
     run_naive(ctx, app, "warmnaive", WARM_NAIVE)
     engine_runs: list[SendRun] = []
     floor_seconds: list[float] = []
+    provider_seconds: list[float] = []
+    run_provider_only(ctx, app, "warm", s.warm)
     for _ in range(s.reps):
         reset_tracking(app)
         engine_runs.append(run_engine(ctx, app, "main", s.engine))
         reset_tracking(app)
         floor_seconds.append(run_floor(ctx, app, "main", s.engine))
+        provider_seconds.append(run_provider_only(ctx, app, "main", s.engine))
     reset_tracking(app)
     naive = run_naive(ctx, app, "naive", s.naive)
-    return SideBySide(s, engine_runs, floor_seconds, naive)
+    return SideBySide(s, engine_runs, floor_seconds, provider_seconds, naive)
 
 
 def forked(ctx: BenchContext) -> ForkedRun:

@@ -23,9 +23,9 @@ from flask_campaign_retry.statuses import EmailStatus
 from . import hostapp
 from .cli import Target, main_for
 from .context import BenchContext, expect
+from .memory_runs import big_probe
 from .report import Figure
 from .send_runs import wait_attempt_end
-from .t5_memory import big_probe
 from .worker_proc import WorkerPool
 
 TARGET_SECONDS = 1.0
@@ -199,7 +199,7 @@ def run(ctx: BenchContext) -> Figure:
         judged=ctx.options.judged and million,
         why_not_judged="quick run" if ctx.options.quick else "--skip-million",
         details=[
-            f"campaign of {big.size:,} recipients, sent for real by target 5; before each "
+            f"campaign of {big.size:,} recipients, sent for real by target 7 (memory); before each "
             f"retry every {FAILED_EVERY}th recipient by id is marked a transient failure "
             f"({worst.failed:,}, scattered over the whole list) and the campaign "
             "PARTIALLY_SENT; one forking worker process is idle before the request; times "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,6 +11,7 @@ from flask_campaign_retry.campaign_fields import fields
 from flask_campaign_retry.engine.addresses import address_problem
 from flask_campaign_retry.engine.batch_rows import insert_batch
 from flask_campaign_retry.engine.recipients import dedupe_key, iter_recipients, storable_address
+from flask_campaign_retry.engine.snapshot_copy import Writer, copy_writer
 from flask_campaign_retry.errors import CampaignRetryError
 from flask_campaign_retry.sql import chunked, insert_ignoring_duplicates
 from flask_campaign_retry.state import AppState
@@ -80,34 +81,30 @@ def snapshot_recipients(state: AppState, campaign: Any, attempt: Any) -> int:
     loader = state.extension.hooks.recipients_loader
     assert loader is not None  # checked by CampaignRetry.send before anything was written
     session = state.db.session
-    dialect = session.get_bind().dialect.name
     recipients = state.models.recipient.__table__
     batches = state.models.batch.__table__
-    insert_recipients = insert_ignoring_duplicates(recipients, dialect)
-    returning = dialect in {"postgresql", "sqlite"}
-    if returning:
-        # With RETURNING, SQLAlchemy sends each chunk as multi-row INSERTs (insertmanyvalues)
-        # instead of the driver's executemany, a round trip per row on psycopg2.
-        insert_recipients = insert_recipients.returning(recipients.c.id)
-    casefold = state.settings.casefold_dedupe
+    campaign_id = campaign.id
     incarnation = fields(campaign).retry_incarnation
+    write_invalid = _insert_writer(state)
+    # COPY on PostgreSQL (psycopg2 or psycopg 3), the portable INSERT everywhere else.
+    write_pending: Writer = copy_writer(session, recipients, campaign_id, incarnation) or (
+        write_invalid
+    )
+    casefold = state.settings.casefold_dedupe
     seq = 0
     for chunk in chunked(iter_recipients(_loaded(loader, campaign)), state.settings.batch_size):
         rows: dict[str, dict[str, Any]] = {}
         for email, variables in chunk:
-            row = recipient_row(campaign.id, incarnation, email, variables, casefold)
+            row = recipient_row(campaign_id, incarnation, email, variables, casefold)
             rows.setdefault(row["email_key"], row)  # the first of duplicates wins, as across chunks
         sendable = [row for row in rows.values() if row["status"] is RecipientStatus.PENDING]
         invalid = [row for row in rows.values() if row["status"] is not RecipientStatus.PENDING]
         if invalid:
-            session.execute(insert_recipients, [{**row, "batch_id": None} for row in invalid])
+            write_invalid(None, invalid)
         if not sendable:
             continue
-        batch_id = insert_batch(state, campaign.id, attempt.id, seq, len(sendable))
-        result = session.execute(
-            insert_recipients, [{**row, "batch_id": batch_id} for row in sendable]
-        )
-        inserted = len(result.all()) if returning else _count_in_batch(state, batch_id)
+        batch_id = insert_batch(state, campaign_id, attempt.id, seq, len(sendable))
+        inserted = write_pending(batch_id, sendable)
         if inserted == 0:
             session.execute(sa.delete(batches).where(batches.c.id == batch_id))
             continue
@@ -119,12 +116,36 @@ def snapshot_recipients(state: AppState, campaign: Any, attempt: Any) -> int:
     total: int = session.execute(
         sa.select(sa.func.count())
         .select_from(recipients)
-        .where(recipients.c.campaign_id == campaign.id)
+        .where(recipients.c.campaign_id == campaign_id)
     ).scalar_one()
     attempt.batches_total = seq
     attempt.targeted = total
     fields(campaign).total_recipients = total
     return total
+
+
+def _insert_writer(state: AppState) -> Callable[[int | None, Sequence[dict[str, Any]]], int]:
+    """The portable writer: multi-row ``INSERT`` ignoring duplicates; returns the rows it added
+    (``batch_id`` None for the FAILED rows of invalid addresses, outside any batch)."""
+    session = state.db.session
+    recipients = state.models.recipient.__table__
+    dialect = session.get_bind().dialect.name
+    insert = insert_ignoring_duplicates(recipients, dialect)
+    returning = dialect in {"postgresql", "sqlite"}
+    if returning:
+        # With RETURNING, SQLAlchemy sends each chunk as multi-row INSERTs (insertmanyvalues)
+        # instead of the driver's executemany, a round trip per row on psycopg2.
+        insert = insert.returning(recipients.c.id)
+
+    def write(batch_id: int | None, rows: Sequence[dict[str, Any]]) -> int:
+        result = session.execute(insert, [{**row, "batch_id": batch_id} for row in rows])
+        if returning:
+            return len(result.all())
+        if batch_id is None:
+            return len(rows)
+        return _count_in_batch(state, batch_id)
+
+    return write
 
 
 def _count_in_batch(state: AppState, batch_id: int) -> int:
