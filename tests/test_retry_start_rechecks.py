@@ -111,3 +111,12 @@ def test_a_queue_error_restores_every_column_the_start_overwrote(
         campaign.current_attempt_id,
         [a.id for a in attempts(campaign)],
     ) == before
+
+
+def test_a_retry_moves_only_its_own_campaign(web_app: Flask, mailgun: Any) -> None:
+    campaign = partially_sent(web_app, mailgun)
+    other = partially_sent(web_app, mailgun)
+    hostapp.retry.retry(campaign)
+    other = reload(other)
+    assert (other.status, other.retry_count) == (EmailStatus.PARTIALLY_SENT, 0)
+    assert reload(campaign).status is EmailStatus.SENDING
