@@ -62,14 +62,16 @@ MUTATE_TARGETS ?= policy.eligibility.* policy.retrying.* policy.cloning.* policy
 	engine.finalize.* engine.snapshot.* engine.batch_job.x__claim* \
 	engine.batch_job.x__take_recipients* engine.batch_job.x__cancel_if_halted* \
 	engine.batch_job.x__record* web.routes.* web.security.* recovery.sweep.* \
-	reconciliation.evidence.*
-MUTATE_JOBS ?= 3
+	recovery.report.* recovery.requeue.* reconciliation.evidence.*
+# Two children and nice 19: the machine has 2 cores, shared.
+MUTATE_JOBS ?= 2
+MUTATE_NICE ?= 19
 
 mutate: install services
 	$(BIN)/python -m pip install --quiet -e '.[test,mutate]'
 	@set -f; for target in $(MUTATE_TARGETS); do \
 		echo "== mutmut: flask_campaign_retry.$$target"; \
-		FCR_TEST_REDIS_NO_FLUSH=1 nice -n 10 $(BIN)/mutmut run --max-children $(MUTATE_JOBS) \
+		FCR_TEST_REDIS_NO_FLUSH=1 nice -n $(MUTATE_NICE) $(BIN)/mutmut run --max-children $(MUTATE_JOBS) \
 			"flask_campaign_retry.$$target" || exit $$?; \
 	done
 	$(BIN)/python scripts/mutation_score.py
