@@ -4,6 +4,7 @@ Flask-WTF settings (field name, headers, secret) honoured by the extension's CSR
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,8 +13,11 @@ from flask import Flask, g
 from flask.testing import FlaskClient
 
 from flask_campaign_retry import EmailStatus
+from flask_campaign_retry.state import get_state
 from flask_campaign_retry.web.security import (
     MAX_REDIRECT_LENGTH,
+    flask_wtf_available,
+    is_allowed,
     is_safe_local_url,
     redirect_target,
 )
@@ -188,3 +192,38 @@ def test_without_a_secret_the_panel_has_no_token_and_posts_are_refused_with_the_
         "CSRF protection needs a secret: set SECRET_KEY (or WTF_CSRF_SECRET_KEY)."
     )
     assert reload(campaign).status is EmailStatus.DRAFT
+
+
+def test_without_flask_wtf_importable_the_check_reports_it_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert flask_wtf_available() is True
+    monkeypatch.setitem(sys.modules, "flask_wtf.csrf", None)  # the import now raises
+    assert flask_wtf_available() is False
+
+
+def test_an_unknown_action_is_a_programming_error_that_lists_the_actions(
+    host_app: Callable[..., Flask],
+) -> None:
+    host_app()
+    with pytest.raises(ValueError) as raised:
+        is_allowed(get_state(), object(), "delete")
+    assert str(raised.value) == (
+        "Unknown action 'delete'; expected one of ['clone', 'retry', 'send', 'view']."
+    )
+
+
+def test_without_an_authorize_hook_the_403_says_how_to_register_one(
+    host_app: Callable[..., Flask], authorize: Callable[[Any], None]
+) -> None:
+    app = host_app()
+    authorize(None)
+    campaign = draft()
+    refused = app.test_client().get(
+        f"/campaigns/{campaign.id}/delivery", headers={"Accept": "application/json"}
+    )
+    assert refused.status_code == 403
+    assert refused.get_json()["reason"] == (
+        "No @retry.authorize hook is registered, so flask-campaign-retry refuses every "
+        "request. Register one: @retry.authorize def allowed(campaign, action): ..."
+    )
