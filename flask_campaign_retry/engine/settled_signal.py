@@ -23,8 +23,10 @@ def announce_settled(
     state: AppState, campaign_id: object, attempt_id: int, batch_id: int, ids: Sequence[int]
 ) -> None:
     """Emit ``recipients_settled`` for the settled recipients among ``ids`` (no-op when no
-    receiver is connected or nobody settled)."""
-    if not recipients_settled.receivers or not ids:
+    receiver listens to this app or nobody settled: a receiver another app connected for
+    itself must not cost this app's batches a query)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if not ids or not recipients_settled.has_receivers_for(app):
         return
     r = state.models.recipient.__table__.c
     rows = state.db.session.execute(
@@ -46,7 +48,7 @@ def announce_settled(
         for email, status, kind, code, message in rows
     ]
     recipients_settled.send(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
+        app,
         campaign_id=campaign_id,
         attempt_id=attempt_id,
         batch_id=batch_id,
