@@ -20,6 +20,8 @@ class RecipientStatus(StrEnum):
     """Status of one recipient of one campaign (contract)."""
 
     PENDING = "PENDING"
+    #: In flight: reported for the PENDING rows of a batch claimed by a live worker (the engine
+    #: writes each row once, with its outcome; rows stored as SENDING come from 0.1 workers).
     SENDING = "SENDING"
     SENT = "SENT"
     DELIVERED = "DELIVERED"

@@ -49,6 +49,17 @@ def drain(app: Flask, *, until: Callable[[], bool] | None = None, timeout: float
         run_burst(app, with_scheduler=True)
 
 
+def prepare_only(app: Flask, campaign: Any) -> list[int]:
+    """Send, and run just the preparation job: the batch jobs stay queued. Returns the
+    campaign's batch ids in order."""
+    hostapp.retry.send(campaign)
+    queue = get_state().queue(app).queue
+    prepare = queue.get_jobs()[0]
+    queue.remove(prepare)
+    prepare.perform()
+    return [b.id for b in batches(campaign)]
+
+
 def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
     """Poll ``condition`` every 10 ms until it holds; fail naming ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout

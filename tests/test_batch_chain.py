@@ -22,17 +22,15 @@ from flask_campaign_retry.providers.sandbox.rules import FaultRule
 from flask_campaign_retry.queue.job_ids import batch_job_id
 from flask_campaign_retry.state import get_state
 from tests import hostapp
-from tests.helpers import batches, campaign_with, drain, emails, recipient_rows, reload
-
-
-def _prepare_only(app: Flask, campaign: Any) -> list[int]:
-    """Send, and run just the preparation job: the batch jobs stay queued."""
-    hostapp.retry.send(campaign)
-    backend = get_state().queue(app)
-    prepare = backend.queue.get_jobs()[0]
-    backend.queue.remove(prepare)
-    prepare.perform()
-    return [b.id for b in batches(campaign)]
+from tests.helpers import (
+    batches,
+    campaign_with,
+    drain,
+    emails,
+    prepare_only,
+    recipient_rows,
+    reload,
+)
 
 
 def _queued_job_ids(app: Flask) -> set[str]:
@@ -46,7 +44,7 @@ def test_one_job_sends_every_batch_and_discards_their_waiting_jobs(
     with app.app_context():
         addresses = emails(45)
         campaign = campaign_with(addresses)
-        batch_ids = _prepare_only(app, campaign)
+        batch_ids = prepare_only(app, campaign)
         queue_name = app.config["CAMPAIGN_RETRY_QUEUE"]
         waiting = {batch_job_id(queue_name, batch_id, 0) for batch_id in batch_ids}
         assert _queued_job_ids(app) == waiting
@@ -68,7 +66,7 @@ def test_the_job_of_a_batch_a_chain_took_finds_nothing_to_do(make_app: Any, mail
     app = make_app(CAMPAIGN_RETRY_BATCH_SIZE=10)
     with app.app_context():
         campaign = campaign_with(emails(30))
-        batch_ids = _prepare_only(app, campaign)
+        batch_ids = prepare_only(app, campaign)
         assert run_batch(batch_ids[1]) == "settled"  # chains batches 0 and 2 (by seq)
         assert mailgun.request_count == 3
         assert run_batch(batch_ids[0]) == "not claimable"
@@ -86,7 +84,7 @@ def test_a_chain_stops_when_its_time_budget_is_spent(
     app = make_app(CAMPAIGN_RETRY_BATCH_SIZE=10, CAMPAIGN_RETRY_BATCH_CHAIN_SECONDS=2.5)
     with app.app_context():
         campaign = campaign_with(emails(60))
-        batch_ids = _prepare_only(app, campaign)
+        batch_ids = prepare_only(app, campaign)
         assert run_batch(batch_ids[0]) == "settled"
         assert mailgun.request_count == 3
         assert [b.status for b in batches(campaign)] == ["DONE"] * 3 + ["QUEUED"] * 3
@@ -104,7 +102,7 @@ def test_a_zero_budget_sends_one_batch_per_job(make_app: Any, mailgun: Any) -> N
     app = make_app(CAMPAIGN_RETRY_BATCH_SIZE=10, CAMPAIGN_RETRY_BATCH_CHAIN_SECONDS=0)
     with app.app_context():
         campaign = campaign_with(emails(30))
-        batch_ids = _prepare_only(app, campaign)
+        batch_ids = prepare_only(app, campaign)
         assert run_batch(batch_ids[0]) == "settled"
         assert mailgun.request_count == 1
         assert [b.status for b in batches(campaign)] == ["DONE", "QUEUED", "QUEUED"]
@@ -120,7 +118,7 @@ def test_a_chain_skips_batches_that_are_not_due(make_app: Any, mailgun: Any) -> 
     )
     with app.app_context():
         campaign = campaign_with(emails(30))
-        batch_ids = _prepare_only(app, campaign)
+        batch_ids = prepare_only(app, campaign)
         assert run_batch(batch_ids[0]) == "rescheduled"
         assert mailgun.request_count == 3  # batch 0 refused once, then batches 1 and 2
         found = {b.id: b for b in batches(campaign)}
@@ -162,7 +160,7 @@ def test_on_postgresql_each_batch_costs_two_statements(make_app: Any, mailgun: A
 
     def statements_to_send(size: int) -> int:
         campaign = campaign_with(emails(size * 10, prefix=f"s{size}x"), list_name=f"l{size}")
-        batch_ids = _prepare_only(app, campaign)
+        batch_ids = prepare_only(app, campaign)
         executed: list[str] = []
 
         def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:

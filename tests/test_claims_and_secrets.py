@@ -18,17 +18,7 @@ from flask_campaign_retry.engine.sending import BATCH_JOB
 from flask_campaign_retry.providers.sandbox.rules import FaultRule
 from flask_campaign_retry.state import get_state
 from tests import hostapp
-from tests.helpers import batches, campaign_with, drain, emails, reload, start_worker
-
-
-def _prepare_only(app: Flask, campaign: Any) -> list[int]:
-    """Send, and run just the preparation job: the batch jobs stay queued."""
-    hostapp.retry.send(campaign)
-    backend = get_state().queue(app)
-    prepare = backend.queue.get_jobs()[0]
-    backend.queue.remove(prepare)
-    prepare.perform()
-    return [b.id for b in batches(campaign)]
+from tests.helpers import campaign_with, drain, emails, prepare_only, reload, start_worker
 
 
 def test_two_worker_processes_racing_never_submit_a_recipient_twice(
@@ -38,7 +28,7 @@ def test_two_worker_processes_racing_never_submit_a_recipient_twice(
     with app.app_context():
         addresses = emails(1000)
         campaign = campaign_with(addresses)
-        batch_ids = _prepare_only(app, campaign)
+        batch_ids = prepare_only(app, campaign)
         assert len(batch_ids) == 20
         # Every batch job is enqueued twice more: three jobs per batch for two workers.
         backend = get_state().queue(app)
@@ -61,7 +51,7 @@ def test_threads_racing_on_one_batch_submit_it_once(app: Flask, mailgun: Any) ->
     import threading
 
     campaign = campaign_with(emails(300))
-    batch_ids = _prepare_only(app, campaign)
+    batch_ids = prepare_only(app, campaign)
     results: list[str] = []
 
     def run(batch_id: int) -> None:

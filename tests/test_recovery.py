@@ -16,16 +16,16 @@ from flask_campaign_retry.recovery.sweep import recover, schedule_recovery
 from flask_campaign_retry.state import get_state
 from flask_campaign_retry.statuses import BatchStatus
 from tests import hostapp
-from tests.helpers import attempts, batches, campaign_with, drain, emails, reload, status_counts
-
-
-def _prepare_only(app: Flask, campaign: Any) -> list[int]:
-    hostapp.retry.send(campaign)
-    queue = get_state().queue(app).queue
-    prepare = queue.get_jobs()[0]
-    queue.remove(prepare)
-    prepare.perform()
-    return [b.id for b in batches(campaign)]
+from tests.helpers import (
+    attempts,
+    batches,
+    campaign_with,
+    drain,
+    emails,
+    prepare_only,
+    reload,
+    status_counts,
+)
 
 
 def _later(app: Flask) -> Any:
@@ -36,7 +36,7 @@ def test_a_batch_whose_worker_died_in_flight_is_made_uncertain(make_app: Any, ma
     app = make_app(CAMPAIGN_RETRY_BATCH_SIZE=10, CAMPAIGN_RETRY_AUTO_RETRY=False)
     with app.app_context():
         campaign = campaign_with(emails(30))
-        batch_ids = _prepare_only(app, campaign)
+        batch_ids = prepare_only(app, campaign)
         state = get_state()
         # A worker claims the first batch and dies before sending it.
         claim = claim_and_take(state, "dead-worker", batch_id=batch_ids[0])
@@ -90,7 +90,7 @@ def test_lost_batch_jobs_are_enqueued_again_once_the_queue_is_idle(
     with app.app_context():
         addresses = emails(25)
         campaign = campaign_with(addresses)
-        batch_ids = _prepare_only(app, campaign)
+        batch_ids = prepare_only(app, campaign)
         get_state().queue(app).queue.empty()  # Redis lost the batch jobs
         assert recover().requeued_batches == []  # too recent to call lost
         report = recover(now=_later(app))

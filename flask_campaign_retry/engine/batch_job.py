@@ -149,7 +149,12 @@ def _send_claimed(state: AppState, claim: Claim, token: str, campaign: _LazyCamp
     batch_id, campaign_id, attempt_id = claim.batch_id, claim.campaign_id, claim.attempt_id
     recipients = claim.recipients
     outcome = BatchOutcome(
-        batch_id, attempt_id, token, all_claimed_ids=[r.id for r in recipients], tries=claim.tries
+        batch_id,
+        attempt_id,
+        token,
+        all_claimed_ids=[r.id for r in recipients],
+        tries=claim.tries,
+        campaign_id=campaign_id,
     )
     try:
         message = build_message(claim.message)

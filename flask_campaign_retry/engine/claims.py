@@ -1,10 +1,15 @@
 """Claim a batch and take its recipients: a named batch (the job's own) or the next due batch
 of an attempt (a job that keeps going after its batch, see :mod:`engine.chain`).
 
+Taking recipients writes nothing: a PENDING recipient of a batch that is SENDING under a live
+claim is in flight (``IN_FLIGHT``), so each recipient row is written once per send, with its
+outcome (:mod:`engine.outcomes`), or by the lease sweep if the worker dies
+(:mod:`recovery.sweep`). Reports show such rows as SENDING (:mod:`web.report`).
+
 On PostgreSQL the claim and the take are one statement: a data-modifying CTE claims the batch
-(``FOR UPDATE SKIP LOCKED``, so a racing worker moves on at once) and the recipient UPDATE
-joins it, so the recipients are moved to SENDING only if this claim won. Elsewhere (SQLite)
-they are two statements in one transaction, the claim's row count being the claim.
+(``FOR UPDATE SKIP LOCKED``, so a racing worker moves on at once) and the recipient SELECT
+joins it, so recipients come back only if this claim won. Elsewhere (SQLite) they are two
+statements in one transaction, the claim's row count being the claim.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from flask_campaign_retry.state import AppState
 from flask_campaign_retry.statuses import BatchStatus, RecipientStatus
 
 CLAIMABLE = (BatchStatus.QUEUED,)
+#: Stored statuses of a claimed batch's recipients that are in flight: PENDING (taken by the
+#: claim, written once with the outcome) and SENDING (rows claimed by a release before 0.2.0).
+IN_FLIGHT = (RecipientStatus.PENDING, RecipientStatus.SENDING)
 
 
 @dataclass
@@ -107,8 +115,9 @@ def _recipients(rows: list[tuple[Any, Any, Any]]) -> list[BatchRecipient]:
 def claim_and_take(
     state: AppState, token: str, *, batch_id: int | None = None, attempt_id: int | None = None
 ) -> Claim | None:
-    """Claim ``batch_id`` (or the next due batch of ``attempt_id``) under ``token`` and move
-    its PENDING recipients to SENDING; None when nothing could be claimed. The caller commits.
+    """Claim ``batch_id`` (or the next due batch of ``attempt_id``) under ``token`` and read
+    its PENDING recipients (they stay PENDING: in flight while the claim holds); None when
+    nothing could be claimed. The caller commits.
 
     A recipient row must also name the batch's campaign: a row of a deleted campaign may still
     name a batch id the database reused.
@@ -125,35 +134,27 @@ def claim_and_take(
     found = Claim(int(row[0]), row[1], int(row[2]), int(row[3]), row[4])
     r = state.models.recipient.__table__.c
     taken = session.execute(
-        sa.update(state.models.recipient.__table__)
-        .where(
+        sa.select(r.id, r.email, r.variables).where(
             r.batch_id == found.batch_id,
             r.status == RecipientStatus.PENDING,
             r.campaign_id == found.campaign_id,
         )
-        .values(status=RecipientStatus.SENDING)
-        .returning(r.id, r.email, r.variables)
     ).all()
     found.recipients = _recipients([tuple(t) for t in taken])
     return found
 
 
 def _claim_and_take_in_one(state: AppState, claim: sa.Update) -> Claim | None:
-    """PostgreSQL: ``WITH claimed AS (UPDATE batch …), taken AS (UPDATE recipient … FROM
-    claimed …) SELECT`` the claimed row and the taken rows (one statement, one round trip)."""
+    """PostgreSQL: ``WITH claimed AS (UPDATE batch … RETURNING …) SELECT`` the claimed row and
+    the recipients joined to it (one statement, one round trip)."""
     recipients = state.models.recipient.__table__
     r = recipients.c
     claimed = claim.cte("claimed")
     taken = (
-        sa.update(recipients)
-        .where(
-            r.batch_id == claimed.c.id,
-            r.campaign_id == claimed.c.campaign_id,
-            r.status == RecipientStatus.PENDING,
-        )
-        .values(status=RecipientStatus.SENDING)
-        .returning(r.id, r.email, r.variables)
-        .cte("taken")
+        sa.select(r.id, r.email, r.variables)
+        .join(claimed, sa.and_(r.batch_id == claimed.c.id, r.campaign_id == claimed.c.campaign_id))
+        .where(r.status == RecipientStatus.PENDING)
+        .subquery("taken")
     )
     # One row for the claim (recipient columns NULL), one per taken recipient (claim columns
     # NULL): the message is read once, not once per recipient.

@@ -218,7 +218,7 @@ def _holds_uncertain(state: AppState, batch_id: int) -> bool:
         sa.select(sa.literal(1))
         .where(
             r.batch_id == batch_id,
-            r.status == RecipientStatus.SENDING,
+            r.status == RecipientStatus.PENDING,  # taken by this claim (see engine.claims)
             r.failure_kind == FailureKind.UNCERTAIN.value,
         )
         .limit(1)

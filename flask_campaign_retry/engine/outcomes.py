@@ -20,9 +20,12 @@ from flask_campaign_retry.statuses import BatchStatus, FailureKind, RecipientSta
 class BatchOutcome:
     """Everything decided about one claimed batch, ready to be written.
 
-    With ``reschedule_at`` set, recipients of transient failures go back to PENDING in the same
-    batch, which is queued again for that time; otherwise they end FAILED (transient).
-    ``pause_until`` holds the whole attempt back (a provider quota said when to resume).
+    The claimed recipients are still PENDING (in flight under the claim, see
+    :mod:`engine.claims`): each is written once, here. With ``reschedule_at`` set, recipients
+    of transient failures stay PENDING in the same batch (keeping their error), which is queued
+    again for that time; otherwise they end FAILED (transient). Recipients the provider never
+    got (``unsubmitted``) are left PENDING. ``pause_until`` holds the whole attempt back (a
+    provider quota said when to resume).
     """
 
     batch_id: int
@@ -39,6 +42,9 @@ class BatchOutcome:
     provider: str | None = None
     #: Claims of the batch so far, this one included (names the next try's job).
     tries: int = 0
+    #: The batch's campaign: rows written by batch id must also name it (a row of a deleted
+    #: campaign may name a batch id the database reused).
+    campaign_id: Any = None
 
     def _deferred(self, group: GroupOutcome) -> bool:
         error = group.error
@@ -113,16 +119,26 @@ class OutcomeWriter:
             uncertain = kind == FailureKind.UNCERTAIN
             status = RecipientStatus.UNCERTAIN if uncertain else RecipientStatus.FAILED
         self._set(
-            # Only rows this run holds: a delivery event may already have settled one.
-            sa.and_(
-                self.recipients.c.id.in_(ids), self.recipients.c.status == RecipientStatus.SENDING
-            ),
+            # Only rows this run holds (still PENDING): never a row something else settled.
+            sa.and_(self.recipients.c.id.in_(ids), self.held()),
             status=status,
             failure_kind=kind,
             error_code=code,
             error_message=message[:500],
             submissions=self.recipients.c.submissions + 1,
         )
+
+    def held(self) -> sa.ColumnElement[bool]:
+        """Rows of a claimed batch this run still holds: PENDING, as the claim took them."""
+        return self.recipients.c.status == RecipientStatus.PENDING
+
+    def whole_batch(self, outcome: BatchOutcome) -> sa.ColumnElement[bool]:
+        """Every row the run holds in its batch (by batch id, so no id list is sent)."""
+        r = self.recipients.c
+        where = sa.and_(r.batch_id == outcome.batch_id, self.held())
+        if outcome.campaign_id is not None:
+            where = sa.and_(where, r.campaign_id == outcome.campaign_id)
+        return where
 
     def settle_statement(self, outcome: BatchOutcome) -> sa.Update:
         """The UPDATE recording the batch's run, matching only while this worker still holds
@@ -222,11 +238,9 @@ class OutcomeWriter:
                 continue
             if group.error is None:
                 where = (
-                    sa.and_(r.batch_id == outcome.batch_id, r.status == RecipientStatus.SENDING)
+                    self.whole_batch(outcome)
                     if whole_batch
-                    else sa.and_(
-                        r.id.in_(_ids(group.recipients)), r.status == RecipientStatus.SENDING
-                    )
+                    else sa.and_(r.id.in_(_ids(group.recipients)), self.held())
                 )
                 self._set(
                     where,
@@ -245,8 +259,7 @@ class OutcomeWriter:
             self._fail(
                 _ids(group.recipients), error.kind.value, error.code, error.message, deferred
             )
-        if result.unsubmitted:
-            self._set(r.id.in_(_ids(result.unsubmitted)), status=RecipientStatus.PENDING)
+        # ``result.unsubmitted`` needs no write: those rows are still PENDING, never submitted.
 
     def count_values(self, outcome: BatchOutcome) -> dict[str, Any]:
         """What the run adds to its attempt row: counters, settled batches, halt, pause."""

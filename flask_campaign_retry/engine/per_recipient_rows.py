@@ -30,14 +30,15 @@ def write_single_rows(
     is_deferred: Callable[[GroupOutcome], bool],
     now: datetime,
 ) -> None:
-    """Apply ``groups`` (each of one recipient) to rows this run still holds (SENDING)."""
+    """Apply ``groups`` (each of one recipient) to rows this run still holds (PENDING under
+    its claim)."""
     r = recipients.c
     accepted = {g.recipients[0].id: g.message_id for g in groups if g.error is None}
     if accepted:
         # One statement: each row's own message id picked by a CASE on its id.
         session.execute(
             sa.update(recipients)
-            .where(r.id.in_(list(accepted)), r.status == RecipientStatus.SENDING)
+            .where(r.id.in_(list(accepted)), r.status == RecipientStatus.PENDING)
             .values(
                 status=RecipientStatus.SENT,
                 provider_message_id=sa.case(accepted, value=r.id),
@@ -60,7 +61,7 @@ def write_single_rows(
         if (error := g.error) is not None
     ]
     if failed:
-        held = sa.and_(r.id == sa.bindparam("rid"), r.status == RecipientStatus.SENDING)
+        held = sa.and_(r.id == sa.bindparam("rid"), r.status == RecipientStatus.PENDING)
         session.execute(
             sa.update(recipients)
             .where(held)

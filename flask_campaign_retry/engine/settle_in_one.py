@@ -2,7 +2,7 @@
 statement, when the whole batch was accepted in one call (the common case).
 
 ``WITH settled AS (UPDATE batch … WHERE SENDING AND claim_token RETURNING …),
-written AS (UPDATE recipient … FROM settled WHERE batch AND SENDING)
+written AS (UPDATE recipient … WHERE batch AND PENDING AND settled)
 UPDATE attempt … FROM settled RETURNING batches_settled, batches_total``
 
 Every part depends on ``settled``: when this worker lost its claim, nothing is written and
@@ -64,8 +64,7 @@ def _written(writer: OutcomeWriter, outcome: BatchOutcome, settled: Any) -> Any:
     return (
         sa.update(writer.recipients)
         .where(
-            r.batch_id == outcome.batch_id,
-            r.status == RecipientStatus.SENDING,
+            writer.whole_batch(outcome),
             sa.exists().where(settled.c.attempt_id == outcome.attempt_id),
         )
         .values(

@@ -4,8 +4,9 @@ Runs at worker start, on a schedule through RQ's scheduler, and by hand
 (``flask campaign-retry recover``). Each step is a compare-and-set, so sweeps running
 concurrently, or a sweep racing a slow but live worker, change each row once:
 
-1. A batch SENDING past its lease lost its worker: the batch and its in-flight recipients become
-   UNCERTAIN (the provider may have accepted them).
+1. A batch SENDING past its lease lost its worker: the batch and its in-flight recipients (the
+   PENDING rows its claim took, see ``engine.claims.IN_FLIGHT``) become UNCERTAIN (the provider
+   may have accepted them).
 2. UNCERTAIN recipients (from step 1 or from read timeouts) are reconciled with the provider's
    event log where the provider can do that: accepted → SENT, confirmed absent → retryable.
 3. An attempt whose batches have all settled but which was never finalized is finalized.
@@ -26,6 +27,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 
 from flask_campaign_retry.clock import utcnow
+from flask_campaign_retry.engine.claims import IN_FLIGHT
 from flask_campaign_retry.engine.finalize import finalize_attempt, refresh_campaign_status
 from flask_campaign_retry.engine.scheduling import overdue_campaigns, start_due
 from flask_campaign_retry.queue.names import RECOVERY_JOB
@@ -60,7 +62,7 @@ def _expire_batch(state: AppState, batch_id: int, now: datetime) -> tuple[int, i
             error_kind=FailureKind.UNCERTAIN.value,
             error_message=LOST_IN_FLIGHT,
         )
-        .returning(b.attempt_id)
+        .returning(b.attempt_id, b.campaign_id)
     ).first()
     if row is None:
         session.rollback()
@@ -68,7 +70,7 @@ def _expire_batch(state: AppState, batch_id: int, now: datetime) -> tuple[int, i
     attempt_id = int(row[0])
     moved = session.execute(
         sa.update(recipients)
-        .where(r.batch_id == batch_id, r.status == RecipientStatus.SENDING)
+        .where(r.batch_id == batch_id, r.campaign_id == row[1], r.status.in_(IN_FLIGHT))
         .values(
             status=RecipientStatus.UNCERTAIN,
             failure_kind=FailureKind.UNCERTAIN.value,

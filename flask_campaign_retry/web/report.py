@@ -22,7 +22,12 @@ from flask_campaign_retry.campaign_fields import fields
 from flask_campaign_retry.clock import isoformat_utc
 from flask_campaign_retry.policy.eligibility import RetryEligibility, retry_eligibility
 from flask_campaign_retry.state import AppState
-from flask_campaign_retry.statuses import ACCEPTED_RECIPIENT_STATUSES, EmailStatus, RecipientStatus
+from flask_campaign_retry.statuses import (
+    ACCEPTED_RECIPIENT_STATUSES,
+    BatchStatus,
+    EmailStatus,
+    RecipientStatus,
+)
 
 #: Failure groups a report lists (largest first); the rest are summed in ``other``.
 DEFAULT_FAILURE_GROUPS = 10
@@ -33,14 +38,35 @@ UNDELIVERED_STATUSES = (RecipientStatus.FAILED, RecipientStatus.UNCERTAIN)
 
 
 def recipient_counts(state: AppState, campaign_id: Any) -> dict[str, int]:
-    """Recipients per status (every status present, zero when none), in one ``GROUP BY``."""
+    """Recipients per status (every status present, zero when none), in one ``GROUP BY``.
+
+    A PENDING row of a batch that is SENDING was taken by that batch's claim and is in flight
+    (the engine writes each row once, with its outcome: :mod:`engine.claims`), so it is counted
+    as SENDING; the second query reads only the campaign's SENDING batches.
+    """
+    session = state.db.session
     r = state.models.recipient.__table__.c
-    rows = state.db.session.execute(
+    b = state.models.batch.__table__.c
+    rows = session.execute(
         sa.select(r.status, sa.func.count()).where(r.campaign_id == campaign_id).group_by(r.status)
     ).all()
     counts = {status.value: 0 for status in RecipientStatus}
     for status, count in rows:
         counts[RecipientStatus(status).value] = int(count)
+    if counts[RecipientStatus.PENDING]:
+        in_flight = session.execute(
+            sa.select(sa.func.count())
+            .select_from(state.models.recipient.__table__)
+            .join(state.models.batch.__table__, b.id == r.batch_id)
+            .where(
+                b.campaign_id == campaign_id,
+                b.status == BatchStatus.SENDING,
+                r.campaign_id == campaign_id,
+                r.status == RecipientStatus.PENDING,
+            )
+        ).scalar_one()
+        counts[RecipientStatus.PENDING] -= int(in_flight)
+        counts[RecipientStatus.SENDING] += int(in_flight)
     return counts
 
 
