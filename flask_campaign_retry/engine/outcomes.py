@@ -130,7 +130,8 @@ class OutcomeWriter:
 
     def held(self) -> sa.ColumnElement[bool]:
         """Rows of a claimed batch this run still holds: PENDING, as the claim took them."""
-        return self.recipients.c.status == RecipientStatus.PENDING
+        held: sa.ColumnElement[bool] = self.recipients.c.status == RecipientStatus.PENDING
+        return held
 
     def whole_batch(self, outcome: BatchOutcome) -> sa.ColumnElement[bool]:
         """Every row the run holds in its batch (by batch id, so no id list is sent)."""
