@@ -183,7 +183,7 @@ def _claim_and_take_in_one(state: AppState, claim: sa.Update) -> Claim | None:
     )
     found: Claim | None = None
     rows: list[tuple[Any, Any, Any]] = []
-    for row in state.db.session.execute(statement):
+    for row in state.db.session.execute(statement).all():
         if row[0] is not None:
             found = Claim(int(row[0]), row[1], int(row[2]), int(row[3]), row[4])
         else:
