@@ -96,6 +96,18 @@ def _written() -> list[tuple[int, str]]:
     return [(int(rid), str(status)) for rid, status in rows]
 
 
+def _expire_and_recover(batch_id: int) -> None:
+    """As if the worker holding ``batch_id`` died: its lease runs out and the sweep runs."""
+    table = get_state().models.batch.__table__
+    hostapp.db.session.execute(
+        sa.update(table)
+        .where(table.c.id == batch_id)
+        .values(lease_until=utcnow() - timedelta(seconds=1))
+    )
+    hostapp.db.session.commit()
+    assert hostapp.retry.recover().expired_batches == [batch_id]
+
+
 def _ids(campaign: Any) -> dict[str, int]:
     return {email: row.id for email, row in recipient_rows(campaign).items()}
 
@@ -152,14 +164,7 @@ def test_a_dead_claims_rows_become_uncertain_and_no_others(app: Flask, mailgun: 
     first, second = prepare_only(app, campaign)
     state = get_state()
     assert claim_and_take(state, "dead-worker", batch_id=first) is not None
-    table = state.models.batch.__table__
-    hostapp.db.session.execute(
-        sa.update(table)
-        .where(table.c.id == first)
-        .values(lease_until=utcnow() - timedelta(seconds=1))
-    )
-    hostapp.db.session.commit()
-    assert hostapp.retry.recover().expired_batches == [first]
+    _expire_and_recover(first)
     rows = recipient_rows(campaign)
     assert {e: rows[e].status for e in ALL} == {
         **dict.fromkeys(FIRST, RecipientStatus.UNCERTAIN),
@@ -186,14 +191,8 @@ def test_rows_a_release_before_write_once_left_sending_are_expired_too(
         .where(recipients.c.batch_id == first)
         .values(status=RecipientStatus.SENDING)
     )
-    batch_table = state.models.batch.__table__
-    hostapp.db.session.execute(
-        sa.update(batch_table)
-        .where(batch_table.c.id == first)
-        .values(lease_until=utcnow() - timedelta(seconds=1))
-    )
     hostapp.db.session.commit()
-    assert hostapp.retry.recover().expired_batches == [first]
+    _expire_and_recover(first)
     rows = recipient_rows(campaign)
     assert {e: rows[e].status for e in ALL} == {
         **dict.fromkeys(FIRST, RecipientStatus.UNCERTAIN),
