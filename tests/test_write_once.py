@@ -21,10 +21,12 @@ from flask_campaign_retry.clock import utcnow
 from flask_campaign_retry.engine.batch_job import run_batch
 from flask_campaign_retry.engine.claims import claim_and_take
 from flask_campaign_retry.providers.sandbox.rules import FaultRule
+from flask_campaign_retry.recovery.sweep import LOST_IN_FLIGHT
 from flask_campaign_retry.state import get_state
-from flask_campaign_retry.statuses import EmailStatus, RecipientStatus
+from flask_campaign_retry.statuses import BatchStatus, EmailStatus, FailureKind, RecipientStatus
 from tests import hostapp
 from tests.helpers import (
+    attempts,
     batches,
     campaign_with,
     drain,
@@ -170,10 +172,21 @@ def test_a_dead_claims_rows_become_uncertain_and_no_others(app: Flask, mailgun: 
         **dict.fromkeys(FIRST, RecipientStatus.UNCERTAIN),
         **dict.fromkeys(SECOND, RecipientStatus.PENDING),
     }
+    lost = (FailureKind.UNCERTAIN.value, None, LOST_IN_FLIGHT, 1)
+    for email in FIRST:
+        row = rows[email]
+        assert (row.failure_kind, row.error_code, row.error_message, row.submissions) == lost
+    dead = batches(campaign)[0]
+    assert (dead.status, dead.claim_token, dead.lease_until) == (BatchStatus.UNCERTAIN, None, None)
+    assert (dead.uncertain, dead.error_kind, dead.error_message) == (5, "uncertain", LOST_IN_FLIGHT)
+    assert dead.settled_at is not None
+    [attempt] = attempts(campaign)
+    assert (attempt.uncertain, attempt.batches_settled, attempt.batches_total) == (5, 1, 2)
     assert run_batch(second) == "settled"
     rows = recipient_rows(campaign)
     assert [rows[e].status for e in SECOND] == [RecipientStatus.SENT] * 3
     assert mailgun.accepted_emails() == dict.fromkeys(SECOND, 1)
+    assert reload(campaign).status is EmailStatus.PARTIALLY_SENT
 
 
 def test_rows_a_release_before_write_once_left_sending_are_expired_too(
