@@ -152,3 +152,22 @@ def test_only_the_batches_own_attempt_holds_it_back(app: Flask, mailgun: Any, ho
         BatchStatus.QUEUED,
         BatchStatus.SENDING,
     ]
+
+
+def test_an_attempt_wide_claim_stays_in_its_attempt_and_follows_seq_not_id(
+    app: Flask, mailgun: Any
+) -> None:
+    """Another campaign's due batch is never taken; within the attempt the order is ``seq``
+    (renumbered here against the row ids)."""
+    other = campaign_with(emails(3, prefix="other"), list_name="other")
+    prepare_only(app, other)
+    campaign = campaign_with(emails(9))
+    first, second, third = prepare_only(app, campaign)
+    state = get_state()
+    for batch_id, seq in ((first, 10), (second, 11), (third, 5)):
+        _set(state.models.batch, batch_id, seq=seq)
+    attempt_id = batches(campaign)[0].attempt_id
+    taken = [_claim(attempt_id=attempt_id).batch_id for _ in range(3)]
+    assert taken == [third, first, second]
+    assert _claim(attempt_id=attempt_id) is None
+    assert batches(other)[0].status == BatchStatus.QUEUED
