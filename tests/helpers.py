@@ -17,9 +17,12 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
+from flask_campaign_retry.providers.sandbox.rules import FaultRule
 from flask_campaign_retry.queue.names import PREPARE_JOB
 from flask_campaign_retry.queue.worker import run_burst
 from flask_campaign_retry.state import get_state
+from flask_campaign_retry.statuses import RecipientStatus
+from flask_campaign_retry.testing.fake_mailgun import FakeMailgun
 from tests import hostapp
 
 
@@ -178,3 +181,21 @@ def kill_worker(worker: subprocess.Popen[bytes]) -> list[int]:
             os.kill(pid, signal.SIGKILL)
     worker.wait(timeout=30)
     return victims
+
+
+UNCERTAIN_CONFIG: dict[str, Any] = {
+    "CAMPAIGN_RETRY_AUTO_RETRY": False,
+    "CAMPAIGN_RETRY_READ_TIMEOUT": 0.3,
+}
+
+
+def uncertain_campaign(app: Flask, mailgun: FakeMailgun, rule: FaultRule, n: int = 4) -> Any:
+    """A campaign whose one batch timed out: every recipient UNCERTAIN, campaign FAILED."""
+    mailgun.add_fault(rule)
+    campaign = campaign_with(emails(n, prefix="rc"), list_name="rc")
+    hostapp.retry.send(campaign)
+    drain(app)
+    mailgun.clear_faults()
+    campaign = reload(campaign)
+    assert {r.status for r in recipient_rows(campaign).values()} == {RecipientStatus.UNCERTAIN}
+    return campaign

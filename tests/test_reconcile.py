@@ -36,7 +36,15 @@ from flask_campaign_retry.state import get_state
 from flask_campaign_retry.statuses import FailureKind
 from flask_campaign_retry.testing.fake_mailgun import FakeMailgun
 from tests import hostapp
-from tests.helpers import batches, campaign_with, drain, emails, recipient_rows, reload
+from tests.helpers import (
+    UNCERTAIN_CONFIG,
+    batches,
+    drain,
+    emails,
+    recipient_rows,
+    reload,
+    uncertain_campaign,
+)
 
 REF = BatchRef(campaign_id=42, attempt_id=3, batch_id=17)
 MESSAGE = OutgoingMessage(subject="Hi", from_address="news@example.com", text="Hi")
@@ -151,29 +159,12 @@ def test_sandbox_lookup_knows_what_it_accepted() -> None:
 
 # -- reconciling the rows ---------------------------------------------------------------------
 
-UNCERTAIN_CONFIG: dict[str, Any] = {
-    "CAMPAIGN_RETRY_AUTO_RETRY": False,
-    "CAMPAIGN_RETRY_READ_TIMEOUT": 0.3,
-}
-
 
 @pytest.fixture
 def uncertain_app(make_app: Callable[..., Flask]) -> Iterator[Flask]:
     app = make_app(**UNCERTAIN_CONFIG)
     with app.app_context():
         yield app
-
-
-def uncertain_campaign(app: Flask, mailgun: FakeMailgun, rule: FaultRule, n: int = 4) -> Any:
-    """A campaign whose one batch timed out: every recipient UNCERTAIN, campaign FAILED."""
-    mailgun.add_fault(rule)
-    campaign = campaign_with(emails(n, prefix="rc"), list_name="rc")
-    hostapp.retry.send(campaign)
-    drain(app)
-    mailgun.clear_faults()
-    campaign = reload(campaign)
-    assert {r.status for r in recipient_rows(campaign).values()} == {RecipientStatus.UNCERTAIN}
-    return campaign
 
 
 def test_accepted_batch_reconciles_to_sent_without_resending(

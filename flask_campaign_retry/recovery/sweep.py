@@ -44,8 +44,9 @@ RECONCILE_BATCHES_PER_SWEEP = 200
 LOST_IN_FLIGHT = "the worker stopped while this batch was in flight; the provider may have it"
 
 
-def _expire_batch(state: AppState, batch_id: int, now: datetime) -> tuple[int, int] | None:
-    """Turn one lease-expired batch UNCERTAIN; (attempt id, recipients made uncertain)."""
+def _expire_batch(state: AppState, batch_id: int, now: datetime) -> bool:
+    """Turn one lease-expired batch UNCERTAIN with its in-flight recipients; False when it was
+    no longer SENDING past its lease (settled or expired meanwhile)."""
     session = state.db.session
     batches = state.models.batch.__table__
     recipients = state.models.recipient.__table__
@@ -66,7 +67,7 @@ def _expire_batch(state: AppState, batch_id: int, now: datetime) -> tuple[int, i
     ).first()
     if row is None:
         session.rollback()
-        return None
+        return False
     attempt_id = int(row[0])
     moved = session.execute(
         sa.update(recipients)
@@ -88,11 +89,12 @@ def _expire_batch(state: AppState, batch_id: int, now: datetime) -> tuple[int, i
         .values(batches_settled=a.batches_settled + 1, uncertain=a.uncertain + moved)
     )
     session.commit()
-    return attempt_id, int(moved)
+    return True
 
 
-def expire_leases(state: AppState, now: datetime, report: RecoveryReport) -> set[int]:
-    """Step 1: batches left SENDING past their lease; returns the attempts they belong to."""
+def expire_leases(state: AppState, now: datetime, report: RecoveryReport) -> None:
+    """Step 1: batches left SENDING past their lease (their attempts are finalized by step 3
+    once every batch settled)."""
     batches = state.models.batch.__table__
     expired = list(
         state.db.session.execute(
@@ -102,13 +104,9 @@ def expire_leases(state: AppState, now: datetime, report: RecoveryReport) -> set
         ).scalars()
     )
     state.db.session.rollback()
-    attempts: set[int] = set()
     for batch_id in expired:
-        done = _expire_batch(state, int(batch_id), now)
-        if done is not None:
-            attempts.add(done[0])
+        if _expire_batch(state, int(batch_id), now):
             report.expired_batches.append(int(batch_id))
-    return attempts
 
 
 def reconcile_settled_uncertain(state: AppState, now: datetime, report: RecoveryReport) -> None:

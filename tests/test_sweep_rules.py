@@ -1,0 +1,135 @@
+"""The recovery sweep's rules, exactly: which batches a sweep expires (SENDING strictly past
+their lease), which rows of a dead claim it makes UNCERTAIN (the batch's in-flight rows of its
+own campaign, nothing settled), the counters it moves (the batch's and its own attempt's), and
+that UNCERTAIN rows of settled batches are looked up through the sweep and reported."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from flask_campaign_retry.clock import utcnow
+from flask_campaign_retry.engine.claims import claim_and_take
+from flask_campaign_retry.providers.sandbox.rules import FaultRule
+from flask_campaign_retry.recovery.sweep import LOST_IN_FLIGHT, recover
+from flask_campaign_retry.state import get_state
+from flask_campaign_retry.statuses import BatchStatus, EmailStatus, RecipientStatus
+from flask_campaign_retry.testing.fake_mailgun import FakeMailgun
+from tests import hostapp
+from tests.helpers import (
+    UNCERTAIN_CONFIG,
+    attempts,
+    batches,
+    campaign_with,
+    emails,
+    prepare_only,
+    recipient_rows,
+    reload,
+    uncertain_campaign,
+)
+
+ALL = emails(8)
+FIRST, SECOND = ALL[:5], ALL[5:]
+
+
+@pytest.fixture
+def app(make_app: Any) -> Iterator[Flask]:
+    app = make_app(CAMPAIGN_RETRY_BATCH_SIZE=5, CAMPAIGN_RETRY_BATCH_CHAIN_SECONDS=0)
+    with app.app_context():
+        yield app
+
+
+def _set(model: Any, where: Any, **values: Any) -> None:
+    hostapp.db.session.execute(sa.update(model.__table__).where(where).values(**values))
+    hostapp.db.session.commit()
+
+
+def test_a_sweep_expires_exactly_the_dead_claims_in_flight_rows(app: Flask, mailgun: Any) -> None:
+    """Two claims die. The one whose lease ended before the sweep's moment is expired; the one
+    ending at that very moment is not, until a later sweep. Only the batch's PENDING rows of
+    its own campaign become UNCERTAIN, with the earlier error cleared; the counters move on the
+    batch and on its own attempt (whose id differs from its campaign's here)."""
+    hostapp.new_campaign("nobody", name="never sent")  # campaign ids now differ from attempt ids
+    other = campaign_with(emails(2, prefix="other"), list_name="other")
+    campaign = campaign_with(ALL)
+    first, second = prepare_only(app, campaign)
+    prepare_only(app, other)
+    models = get_state().models
+    r = models.recipient
+    rows = recipient_rows(campaign)
+    _set(r, r.id == rows[FIRST[0]].id, status=RecipientStatus.SENT)
+    _set(r, r.id == rows[FIRST[1]].id, error_code=503, error_message="earlier try")
+    stranger = recipient_rows(other)[emails(2, prefix="other")[0]]
+    _set(r, r.id == stranger.id, batch_id=first)
+    for batch_id in (first, second):
+        assert claim_and_take(get_state(), f"dead-{batch_id}", batch_id=batch_id) is not None
+    hostapp.db.session.commit()
+    moment = utcnow()
+    _set(models.batch, models.batch.id == first, lease_until=moment - timedelta(seconds=1))
+    _set(models.batch, models.batch.id == second, lease_until=moment)
+    [attempt] = attempts(campaign)
+    assert attempt.id != campaign.id
+
+    report = recover(moment)
+
+    assert (report.expired_batches, report.finalized_attempts) == ([first], [])
+    # Looked up at once, but too soon to call anyone "never accepted": they stay UNCERTAIN.
+    looked_up = {k: v for k, v in report.reconciled.items() if v}
+    assert looked_up == {"batches": 1, "examined": 4, "still_uncertain": 4}
+    rows = recipient_rows(campaign)
+    assert {e: rows[e].status for e in ALL} == {
+        FIRST[0]: RecipientStatus.SENT,
+        **dict.fromkeys(FIRST[1:], RecipientStatus.UNCERTAIN),
+        **dict.fromkeys(SECOND, RecipientStatus.PENDING),
+    }
+    expired = rows[FIRST[1]]
+    assert (expired.error_code, expired.error_message) == (None, LOST_IN_FLIGHT)
+    assert recipient_rows(other)[stranger.email].status is RecipientStatus.PENDING
+    assert [(b.status, b.uncertain) for b in batches(campaign)] == [
+        (BatchStatus.UNCERTAIN, 4),
+        (BatchStatus.SENDING, 0),
+    ]
+    [attempt] = attempts(campaign)
+    assert (attempt.uncertain, attempt.batches_settled, attempt.ended_at) == (4, 1, None)
+
+    later = recover(moment + timedelta(seconds=1))
+    assert (later.expired_batches, later.finalized_attempts) == ([second], [attempt.id])
+    assert [row.status for row in recipient_rows(campaign).values()].count(
+        RecipientStatus.UNCERTAIN
+    ) == 7
+    assert reload(campaign).status is EmailStatus.PARTIALLY_SENT  # the one SENT row
+    assert recover(moment + timedelta(seconds=2)).finalized_attempts == []
+
+
+def test_the_sweep_looks_up_uncertain_rows_of_settled_batches(
+    make_app: Any, mailgun: FakeMailgun
+) -> None:
+    """A batch that timed out after Mailgun accepted it: the sweep asks the Events API and
+    reports what it found; a second sweep finds nothing left to look up."""
+    app = make_app(**UNCERTAIN_CONFIG)
+    with app.app_context():
+        campaign = uncertain_campaign(app, mailgun, FaultRule(accept_then_hang=True, hang=0.8))
+        mailgun.events.deliver("rc000000@example.com")
+        mailgun.events.fail("rc000001@example.com", code=550)
+        report = recover()
+        found = {k: v for k, v in report.reconciled.items() if v}
+        assert found == {
+            "examined": 4,
+            "batches": 1,
+            "sent": 2,
+            "delivered": 1,
+            "failed_permanent": 1,
+        }
+        rows = recipient_rows(campaign)
+        assert [rows[e].status for e in emails(4, prefix="rc")] == [
+            RecipientStatus.DELIVERED,
+            RecipientStatus.FAILED,
+            RecipientStatus.SENT,
+            RecipientStatus.SENT,
+        ]
+        assert recover().reconciled == {}
