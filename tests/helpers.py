@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
+from flask_campaign_retry.queue.names import PREPARE_JOB
 from flask_campaign_retry.queue.worker import run_burst
 from flask_campaign_retry.state import get_state
 from tests import hostapp
@@ -54,7 +55,7 @@ def prepare_only(app: Flask, campaign: Any) -> list[int]:
     campaign's batch ids in order."""
     hostapp.retry.send(campaign)
     queue = get_state().queue(app).queue
-    prepare = queue.get_jobs()[0]
+    [prepare] = [job for job in queue.get_jobs() if job.func_name == PREPARE_JOB]
     queue.remove(prepare)
     prepare.perform()
     return [b.id for b in batches(campaign)]
