@@ -134,3 +134,40 @@ def test_an_attempt_wide_claim_takes_the_lowest_due_seq(app: Flask, mailgun: Any
     assert _claim(attempt_id=attempt_id) is None  # the first is not due, the others are held
     statuses = [b.status for b in batches(campaign)]
     assert statuses == [BatchStatus.QUEUED, BatchStatus.SENDING, BatchStatus.SENDING]
+
+
+@pytest.mark.parametrize("hold", ["halt_reason", "paused_until"])
+def test_only_the_batches_own_attempt_holds_it_back(app: Flask, mailgun: Any, hold: str) -> None:
+    """Another campaign's open attempt does not make a halted or paused attempt claimable, and
+    a halted or paused attempt does not hold another campaign's batches back."""
+    held = campaign_with(emails(3))
+    other = campaign_with(emails(3, prefix="other"), list_name="other")
+    [held_batch] = prepare_only(app, held)
+    [other_batch] = prepare_only(app, other)
+    value: Any = "bad key" if hold == "halt_reason" else utcnow() + timedelta(seconds=60)
+    _set(get_state().models.attempt, batches(held)[0].attempt_id, **{hold: value})
+    assert _claim(batch_id=held_batch) is None
+    assert _claim(batch_id=other_batch).batch_id == other_batch
+    assert [batches(held)[0].status, batches(other)[0].status] == [
+        BatchStatus.QUEUED,
+        BatchStatus.SENDING,
+    ]
+
+
+def test_an_attempt_wide_claim_stays_in_its_attempt_and_follows_seq_not_id(
+    app: Flask, mailgun: Any
+) -> None:
+    """Another campaign's due batch is never taken; within the attempt the order is ``seq``
+    (renumbered here against the row ids)."""
+    other = campaign_with(emails(3, prefix="other"), list_name="other")
+    prepare_only(app, other)
+    campaign = campaign_with(emails(9))
+    first, second, third = prepare_only(app, campaign)
+    state = get_state()
+    for batch_id, seq in ((first, 10), (second, 11), (third, 5)):
+        _set(state.models.batch, batch_id, seq=seq)
+    attempt_id = batches(campaign)[0].attempt_id
+    taken = [_claim(attempt_id=attempt_id).batch_id for _ in range(3)]
+    assert taken == [third, first, second]
+    assert _claim(attempt_id=attempt_id) is None
+    assert batches(other)[0].status == BatchStatus.QUEUED

@@ -21,10 +21,12 @@ from flask_campaign_retry.clock import utcnow
 from flask_campaign_retry.engine.batch_job import run_batch
 from flask_campaign_retry.engine.claims import claim_and_take
 from flask_campaign_retry.providers.sandbox.rules import FaultRule
+from flask_campaign_retry.recovery.sweep import LOST_IN_FLIGHT
 from flask_campaign_retry.state import get_state
-from flask_campaign_retry.statuses import EmailStatus, RecipientStatus
+from flask_campaign_retry.statuses import BatchStatus, EmailStatus, FailureKind, RecipientStatus
 from tests import hostapp
 from tests.helpers import (
+    attempts,
     batches,
     campaign_with,
     drain,
@@ -96,6 +98,18 @@ def _written() -> list[tuple[int, str]]:
     return [(int(rid), str(status)) for rid, status in rows]
 
 
+def _expire_and_recover(batch_id: int) -> None:
+    """As if the worker holding ``batch_id`` died: its lease runs out and the sweep runs."""
+    table = get_state().models.batch.__table__
+    hostapp.db.session.execute(
+        sa.update(table)
+        .where(table.c.id == batch_id)
+        .values(lease_until=utcnow() - timedelta(seconds=1))
+    )
+    hostapp.db.session.commit()
+    assert hostapp.retry.recover().expired_batches == [batch_id]
+
+
 def _ids(campaign: Any) -> dict[str, int]:
     return {email: row.id for email, row in recipient_rows(campaign).items()}
 
@@ -152,23 +166,27 @@ def test_a_dead_claims_rows_become_uncertain_and_no_others(app: Flask, mailgun: 
     first, second = prepare_only(app, campaign)
     state = get_state()
     assert claim_and_take(state, "dead-worker", batch_id=first) is not None
-    table = state.models.batch.__table__
-    hostapp.db.session.execute(
-        sa.update(table)
-        .where(table.c.id == first)
-        .values(lease_until=utcnow() - timedelta(seconds=1))
-    )
-    hostapp.db.session.commit()
-    assert hostapp.retry.recover().expired_batches == [first]
+    _expire_and_recover(first)
     rows = recipient_rows(campaign)
     assert {e: rows[e].status for e in ALL} == {
         **dict.fromkeys(FIRST, RecipientStatus.UNCERTAIN),
         **dict.fromkeys(SECOND, RecipientStatus.PENDING),
     }
+    lost = (FailureKind.UNCERTAIN.value, None, LOST_IN_FLIGHT, 1)
+    for email in FIRST:
+        row = rows[email]
+        assert (row.failure_kind, row.error_code, row.error_message, row.submissions) == lost
+    dead = batches(campaign)[0]
+    assert (dead.status, dead.claim_token, dead.lease_until) == (BatchStatus.UNCERTAIN, None, None)
+    assert (dead.uncertain, dead.error_kind, dead.error_message) == (5, "uncertain", LOST_IN_FLIGHT)
+    assert dead.settled_at is not None
+    [attempt] = attempts(campaign)
+    assert (attempt.uncertain, attempt.batches_settled, attempt.batches_total) == (5, 1, 2)
     assert run_batch(second) == "settled"
     rows = recipient_rows(campaign)
     assert [rows[e].status for e in SECOND] == [RecipientStatus.SENT] * 3
     assert mailgun.accepted_emails() == dict.fromkeys(SECOND, 1)
+    assert reload(campaign).status is EmailStatus.PARTIALLY_SENT
 
 
 def test_rows_a_release_before_write_once_left_sending_are_expired_too(
@@ -186,14 +204,8 @@ def test_rows_a_release_before_write_once_left_sending_are_expired_too(
         .where(recipients.c.batch_id == first)
         .values(status=RecipientStatus.SENDING)
     )
-    batch_table = state.models.batch.__table__
-    hostapp.db.session.execute(
-        sa.update(batch_table)
-        .where(batch_table.c.id == first)
-        .values(lease_until=utcnow() - timedelta(seconds=1))
-    )
     hostapp.db.session.commit()
-    assert hostapp.retry.recover().expired_batches == [first]
+    _expire_and_recover(first)
     rows = recipient_rows(campaign)
     assert {e: rows[e].status for e in ALL} == {
         **dict.fromkeys(FIRST, RecipientStatus.UNCERTAIN),
