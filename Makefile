@@ -59,9 +59,9 @@ bench: install services
 # (module.* or, for engine.batch_job, only its claim functions). Test sessions run side by side
 # in one Redis database, so they must not flush it (FCR_TEST_REDIS_NO_FLUSH).
 MUTATE_TARGETS ?= policy.eligibility.* policy.retrying.* policy.cloning.* policy.auto_retry.* \
-	engine.finalize.* engine.snapshot.* engine.batch_job.x__claim* \
-	engine.batch_job.x__take_recipients* engine.batch_job.x__cancel_if_halted* \
-	engine.batch_job.x__record* web.routes.* web.security.* recovery.sweep.* \
+	engine.finalize.* engine.snapshot.* engine.claims.* engine.outcomes.* \
+	engine.batch_job.x__cancel_if_halted* engine.batch_job.x__record* \
+	engine.batch_job.x__settle_write_count* web.routes.* web.security.* recovery.sweep.* \
 	recovery.report.* recovery.requeue.* reconciliation.evidence.*
 # Two children and nice 19: the machine has 2 cores, shared.
 MUTATE_JOBS ?= 2
