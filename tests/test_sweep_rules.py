@@ -16,7 +16,7 @@ from flask import Flask
 from flask_campaign_retry.clock import utcnow
 from flask_campaign_retry.engine.claims import claim_and_take
 from flask_campaign_retry.providers.sandbox.rules import FaultRule
-from flask_campaign_retry.recovery.sweep import LOST_IN_FLIGHT, recover
+from flask_campaign_retry.recovery.sweep import LOST_IN_FLIGHT, recover, schedule_recovery
 from flask_campaign_retry.state import get_state
 from flask_campaign_retry.statuses import BatchStatus, EmailStatus, RecipientStatus
 from flask_campaign_retry.testing.fake_mailgun import FakeMailgun
@@ -133,3 +133,54 @@ def test_the_sweep_looks_up_uncertain_rows_of_settled_batches(
             RecipientStatus.SENT,
         ]
         assert recover().reconciled == {}
+
+
+def test_two_dead_claims_in_one_sweep_each_lose_their_own_rows(app: Flask, mailgun: Any) -> None:
+    """Both batches expire in the same sweep, each with its own rows and counters; a row left
+    UNCERTAIN by an earlier try inside a batch still in flight is not looked up meanwhile; once
+    the settle time has passed (a sweep a day later), rows the provider never saw are
+    classified retryable."""
+    campaign = campaign_with(ALL)
+    first, second = prepare_only(app, campaign)
+    models = get_state().models
+    for batch_id in (first, second):
+        assert claim_and_take(get_state(), f"dead-{batch_id}", batch_id=batch_id) is not None
+    hostapp.db.session.commit()
+    r = models.recipient
+    earlier = recipient_rows(campaign)[SECOND[0]].id
+    _set(r, r.id == earlier, status=RecipientStatus.UNCERTAIN)
+    moment = utcnow()
+    assert recover(moment).reconciled == {}  # the batch holding it is still in flight
+    _set(models.batch, models.batch.id.in_([first, second]), lease_until=moment)
+
+    report = recover(moment + timedelta(seconds=1))
+
+    assert report.expired_batches == [first, second]
+    assert [(b.status, b.uncertain) for b in batches(campaign)] == [
+        (BatchStatus.UNCERTAIN, 5),
+        (BatchStatus.UNCERTAIN, 2),
+    ]
+    [attempt] = attempts(campaign)
+    assert report.finalized_attempts == [attempt.id]
+    # Finalized in the same sweep: its counters are recounted from the rows (the earlier
+    # UNCERTAIN row included).
+    assert (attempt.uncertain, attempt.batches_settled) == (8, 2)
+    assert {row.status for row in recipient_rows(campaign).values()} == {RecipientStatus.UNCERTAIN}
+    a_day_later = recover(moment + timedelta(days=1))
+    assert (a_day_later.reconciled["examined"], a_day_later.reconciled["retryable"]) == (8, 8)
+
+
+@pytest.mark.parametrize(("lease", "interval"), [(30, 10), (300, 100)])
+def test_the_sweep_chain_key_lives_a_third_of_a_lease(
+    make_app: Any, lease: int, interval: int
+) -> None:
+    """The guard that keeps one scheduled sweep per queue expires with the interval (never
+    under 10 s), so a chain lost with its job is started again by the next worker."""
+    app = make_app(CAMPAIGN_RETRY_LEASE_SECONDS=lease)
+    with app.app_context():
+        backend = get_state().queue(app)
+        assert schedule_recovery(app) is True
+        key = f"campaign_retry:{app.config['CAMPAIGN_RETRY_QUEUE']}:recovery-scheduled"
+        assert interval - 2 < backend.connection.ttl(key) <= interval
+        for job_id in backend.queue.scheduled_job_registry.get_job_ids():
+            backend.queue.scheduled_job_registry.remove(job_id, delete_job=True)
