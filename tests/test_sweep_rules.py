@@ -184,3 +184,19 @@ def test_the_sweep_chain_key_lives_a_third_of_a_lease(
         assert interval - 2 < backend.connection.ttl(key) <= interval
         for job_id in backend.queue.scheduled_job_registry.get_job_ids():
             backend.queue.scheduled_job_registry.remove(job_id, delete_job=True)
+
+
+def test_a_sweep_judges_schedules_at_its_own_moment(app: Flask, mailgun: Any) -> None:
+    """The sweep starts a scheduled campaign due at the moment it was given (within the grace)
+    and holds one whose grace had passed by then, whatever the wall clock says."""
+    soon = campaign_with(emails(2, prefix="soon"), list_name="soon")
+    late = campaign_with(emails(2, prefix="late"), list_name="late")
+    at = utcnow() + timedelta(hours=1)
+    hostapp.retry.schedule(soon, at)
+    hostapp.retry.schedule(late, at - timedelta(minutes=30))
+    report = recover(at + timedelta(minutes=45))
+    assert (report.started_scheduled, report.held_scheduled) == ([soon.id], [late.id])
+    assert (reload(soon).status, reload(late).status) == (
+        EmailStatus.SENDING,
+        EmailStatus.SCHEDULED,
+    )
