@@ -56,7 +56,7 @@ def _refuse_while_sending(state: AppState, campaign: Any) -> None:
         )
 
 
-def clone_campaign(state: AppState, campaign: Any, *, only_unsent: bool = False) -> Any:
+def clone_campaign(state: AppState, campaign: Any, *, only_unsent: bool) -> Any:
     """Create and commit a DRAFT copy of ``campaign``; the original is not modified.
 
     With ``only_unsent`` the clone's recipient list is frozen now to the original's recipients
