@@ -6,11 +6,12 @@ try) and which recipients it takes (the batch's PENDING rows of its own campaign
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 from flask import Flask
 
 from flask_campaign_retry.clock import utcnow
@@ -171,3 +172,19 @@ def test_an_attempt_wide_claim_stays_in_its_attempt_and_follows_seq_not_id(
     assert taken == [third, first, second]
     assert _claim(attempt_id=attempt_id) is None
     assert batches(other)[0].status == BatchStatus.QUEUED
+
+
+@pytest.mark.parametrize("field", ["next_try_at", "paused_until"])
+def test_a_batch_is_due_at_the_very_moment_its_wait_ends(
+    app: Flask, mailgun: Any, field: str
+) -> None:
+    campaign = campaign_with(emails(3))
+    [only] = prepare_only(app, campaign)
+    state = get_state()
+    moment = (utcnow() + timedelta(minutes=5)).replace(microsecond=0)
+    if field == "next_try_at":
+        _set(state.models.batch, only, next_try_at=moment)
+    else:
+        _set(state.models.attempt, batches(campaign)[0].attempt_id, paused_until=moment)
+    with time_machine.travel(moment.replace(tzinfo=UTC), tick=False):
+        assert _claim(batch_id=only).batch_id == only
