@@ -13,6 +13,7 @@ import redis
 import sqlalchemy as sa
 from flask import Flask
 
+from flask_campaign_retry.hooks import Hooks
 from tests import hostapp
 
 #: The web fixtures (web_app, client, authorize) live in tests/webapp.py.
@@ -163,3 +164,12 @@ def app(make_app: Callable[..., Flask]) -> Iterator[Flask]:
     app = make_app()
     with app.app_context():
         yield app
+
+
+@pytest.fixture
+def hooks() -> Iterator[Hooks]:
+    """The host app's hooks, restored after the test (tests set their own)."""
+    saved = dict(vars(hostapp.retry.hooks))
+    yield hostapp.retry.hooks
+    for name, value in saved.items():
+        setattr(hostapp.retry.hooks, name, value)

@@ -4,7 +4,6 @@ host's hooks receive."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -29,14 +28,6 @@ WHILE_SENDING = (
     "The campaign is sending: who did not get it is known only when the attempt ends. Clone "
     "with only_unsent once it has finished.",
 )
-
-
-@pytest.fixture
-def hooks() -> Iterator[Hooks]:
-    saved = dict(vars(hostapp.retry.hooks))
-    yield hostapp.retry.hooks
-    for name, value in saved.items():
-        setattr(hostapp.retry.hooks, name, value)
 
 
 def _refused(campaign: Any) -> tuple[str, str]:

@@ -4,10 +4,8 @@ campaign cleanly, and a SCHEDULED campaign sends like a DRAFT one."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from flask import Flask, current_app
 
 from flask_campaign_retry import EmailStatus, FailureKind, RecipientStatus
@@ -16,15 +14,6 @@ from flask_campaign_retry.providers.sandbox.rules import FaultRule
 from tests import hostapp
 from tests.helpers import attempts, batches, campaign_with, drain, emails, recipient_rows, reload
 from tests.webapp import set_columns
-
-
-@pytest.fixture
-def hooks() -> Iterator[Hooks]:
-    """The shared extension's hooks, restored after the test."""
-    saved = dict(vars(hostapp.retry.hooks))
-    yield hostapp.retry.hooks
-    for name, value in saved.items():
-        setattr(hostapp.retry.hooks, name, value)
 
 
 def _statuses(campaign: Any) -> dict[str, str]:

@@ -3,7 +3,6 @@ only_unsent clone holds and reaches, and which columns @retry.clone_fields copie
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, timedelta
 from typing import Any
 
@@ -20,14 +19,6 @@ from flask_campaign_retry.state import get_state
 from tests import hostapp
 from tests.helpers import attempts, drain, recipient_rows, reload
 from tests.webapp import WEB_CONFIG, partially_sent, set_columns
-
-
-@pytest.fixture
-def hooks() -> Iterator[Hooks]:
-    saved = dict(vars(hostapp.retry.hooks))
-    yield hostapp.retry.hooks
-    for name, value in saved.items():
-        setattr(hostapp.retry.hooks, name, value)
 
 
 def _refusal(campaign: Any) -> tuple[str, str]:

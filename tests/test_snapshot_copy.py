@@ -8,7 +8,7 @@ held to the same rows."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg2
@@ -34,14 +34,6 @@ NAMES = [
     "Zoë Ångström 名前 🙂",
     "",
 ]
-
-
-@pytest.fixture
-def hooks() -> Iterator[Hooks]:
-    saved = dict(vars(hostapp.retry.hooks))
-    yield hostapp.retry.hooks
-    for name, value in saved.items():
-        setattr(hostapp.retry.hooks, name, value)
 
 
 @pytest.fixture(params=["copy", "copy-psycopg3", "portable"])
