@@ -56,7 +56,7 @@ bench: install services
 	$(BIN)/python -m benchmarks.run_all $(BENCH_ARGS)
 
 # One module at a time, niced: the machine may be shared. Each target is a mutmut name glob
-# (module.* or, for engine.batch_job, only its claim functions). Test sessions run side by side
+# (module.* or, for engine.batch_job, only its record functions). Test sessions run side by side
 # in one Redis database, so they must not flush it (FCR_TEST_REDIS_NO_FLUSH).
 MUTATE_TARGETS ?= policy.eligibility.* policy.retrying.* policy.cloning.* policy.auto_retry.* \
 	engine.finalize.* engine.snapshot.* engine.claims.* engine.outcomes.* \
