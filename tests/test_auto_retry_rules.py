@@ -4,6 +4,7 @@ started it."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from flask_campaign_retry.clock import utcnow
+from flask_campaign_retry.policy import backoff
 from flask_campaign_retry.policy.auto_retry import plan_auto_retry
 from flask_campaign_retry.providers.sandbox.rules import FaultRule
 from flask_campaign_retry.queue.job_ids import auto_retry_job_id
@@ -18,6 +20,7 @@ from flask_campaign_retry.state import get_state
 from flask_campaign_retry.statuses import EmailStatus, FailureKind, RecipientStatus
 from tests import hostapp
 from tests.helpers import attempts, campaign_with, drain, emails, recipient_rows, reload
+from tests.webapp import set_columns
 
 OPEN_ATTEMPT = SimpleNamespace(halt_reason=None)
 
@@ -84,3 +87,30 @@ def test_the_automatic_retry_is_scheduled_under_its_id_and_signed_automatic(
             1,
             None,
         )
+
+
+def test_the_retry_waits_its_backoff_ceiling_at_most_and_may_end_the_window(
+    app: Flask, mailgun: Any, monkeypatch: Any
+) -> None:
+    """With the jitter at its top, the first automatic retry comes one backoff base after the
+    attempt (the ceiling for retry 1), and a retry landing exactly at the window's end is still
+    planned; a microsecond later it is not."""
+    monkeypatch.setattr(backoff.random, "uniform", lambda low, high: high)
+    campaign = campaign_with(emails(2))
+    hostapp.retry.send(campaign)
+    drain(app)
+    _rows(campaign, status=RecipientStatus.FAILED, failure_kind=FailureKind.TRANSIENT.value)
+    state = get_state()
+    now = utcnow()
+    step = timedelta(seconds=state.settings.backoff_base)
+
+    def plan_with_failed_at(failed_at: Any) -> Any:
+        set_columns(campaign, failed_at=failed_at)
+        return plan_auto_retry(
+            state, reload(campaign), OPEN_ATTEMPT, EmailStatus.PARTIALLY_SENT, now
+        )
+
+    assert plan_with_failed_at(now) == now + step
+    window_end = now + step - state.settings.window
+    assert plan_with_failed_at(window_end) == now + step
+    assert plan_with_failed_at(window_end - timedelta(microseconds=1)) is None
