@@ -20,7 +20,7 @@ from flask_campaign_retry.statuses import EmailStatus, RecipientStatus
 log = logging.getLogger("flask_campaign_retry")
 
 
-def campaign_status(accepted: int, considered: int, *, halted: bool = False) -> EmailStatus:
+def campaign_status(accepted: int, considered: int, *, halted: bool) -> EmailStatus:
     """SENT when every considered recipient was accepted, PARTIALLY_SENT when some, else FAILED.
 
     Skipped recipients are not considered. With nobody to consider, a halted attempt (empty list,
@@ -41,7 +41,7 @@ def _recipient_counts(session: Any, recipients: sa.Table, campaign_id: Any) -> d
         .where(recipients.c.campaign_id == campaign_id)
         .group_by(recipients.c.status)
     ).all()
-    return {str(getattr(status, "value", status)): int(n) for status, n in rows}
+    return {str(status): int(n) for status, n in rows}
 
 
 def _recount_attempt(state: AppState, attempt: Any) -> None:
@@ -55,7 +55,7 @@ def _recount_attempt(state: AppState, attempt: Any) -> None:
         .where(batches.c.attempt_id == attempt.id)
         .group_by(recipients.c.status)
     ).all()
-    counts = {str(getattr(status, "value", status)): int(n) for status, n in rows}
+    counts = {str(status): int(n) for status, n in rows}
     attempt.sent = counts.get(RecipientStatus.SENT, 0) + counts.get(RecipientStatus.DELIVERED, 0)
     attempt.failed = counts.get(RecipientStatus.FAILED, 0)
     attempt.uncertain = counts.get(RecipientStatus.UNCERTAIN, 0)
