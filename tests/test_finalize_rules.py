@@ -12,9 +12,10 @@ from flask import Flask
 
 from flask_campaign_retry import EmailStatus, RecipientStatus
 from flask_campaign_retry.engine.finalize import finalize_attempt
+from flask_campaign_retry.hooks import Hooks
 from flask_campaign_retry.state import get_state
 from tests import hostapp
-from tests.helpers import attempts, reload
+from tests.helpers import attempts, campaign_with, drain, emails, reload
 from tests.webapp import partially_sent
 
 
@@ -84,3 +85,30 @@ def test_the_finalizer_reads_the_halt_written_by_another_session_not_a_stale_cop
 
     assert finalize_attempt(get_state(), attempt.id) is EmailStatus.PARTIALLY_SENT
     assert reload(campaign).failure_reason.startswith("Sending stopped: key refused. ")
+
+
+def test_the_attempt_keeps_the_campaigns_reason(web_app: Flask, mailgun: Any) -> None:
+    campaign = partially_sent(web_app, mailgun)
+    [attempt] = attempts(campaign)
+    reason = reload(campaign).failure_reason
+    assert reason.startswith("2 of 6 recipients did not get the email: ")
+    assert attempt.error_summary == reason
+
+
+def test_an_attempt_with_nobody_to_consider_is_sent_unless_it_was_halted(
+    app: Flask, mailgun: Any, hooks: Hooks
+) -> None:
+    hooks.exclude_recipients = lambda campaign, batch: batch
+    everyone_excluded = campaign_with(emails(3, prefix="ex"), list_name="ex")
+    hostapp.retry.send(everyone_excluded)
+    drain(app)
+    [attempt] = attempts(everyone_excluded)
+    assert (attempt.targeted, attempt.skipped, attempt.halt_reason) == (3, 3, None)
+    assert attempt.outcome == "SENT"
+
+    empty = hostapp.new_campaign("nobody")
+    hostapp.retry.send(empty)
+    drain(app)
+    [attempt] = attempts(empty)
+    assert (attempt.targeted, attempt.halt_reason is not None) == (0, True)
+    assert (attempt.outcome, reload(empty).status) == ("FAILED", EmailStatus.FAILED)
