@@ -66,12 +66,14 @@ MUTATE_TARGETS ?= policy.eligibility.* policy.retrying.* policy.cloning.* policy
 # Two children and nice 19: the machine has 2 cores, shared.
 MUTATE_JOBS ?= 2
 MUTATE_NICE ?= 19
+# The database the mutants' tests run on: sqlite, or postgres for code only PostgreSQL takes.
+MUTATE_DATABASE ?= sqlite
 
 mutate: install services
 	$(BIN)/python -m pip install --quiet -e '.[test,mutate]'
 	@set -f; for target in $(MUTATE_TARGETS); do \
 		echo "== mutmut: flask_campaign_retry.$$target"; \
-		FCR_TEST_REDIS_NO_FLUSH=1 nice -n $(MUTATE_NICE) $(BIN)/mutmut run --max-children $(MUTATE_JOBS) \
+		FCR_TEST_DATABASES=$(MUTATE_DATABASE) FCR_TEST_REDIS_NO_FLUSH=1 nice -n $(MUTATE_NICE) $(BIN)/mutmut run --max-children $(MUTATE_JOBS) \
 			"flask_campaign_retry.$$target" || exit $$?; \
 	done
 	$(BIN)/python scripts/mutation_score.py

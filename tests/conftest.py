@@ -27,6 +27,13 @@ REDIS_PORT = int(os.environ.get("FCR_TEST_REDIS_PORT", "6379"))
 #: (every test uses queue names of its own, so only the flush would make them collide).
 REDIS_DB = int(os.environ.get("FCR_TEST_REDIS_DB", "11"))
 REDIS_FLUSH = os.environ.get("FCR_TEST_REDIS_NO_FLUSH") != "1"
+#: The databases each database test runs on, comma-separated (both by default). `make mutate`
+#: runs one at a time (MUTATE_DATABASE): SQLite, or PostgreSQL for the code only it takes.
+DATABASES = os.environ.get("FCR_TEST_DATABASES", "sqlite,postgres").split(",")
+if not DATABASES or not set(DATABASES) <= {"sqlite", "postgres"}:
+    raise ValueError(
+        f"FCR_TEST_DATABASES={','.join(DATABASES)!r}: give sqlite, postgres or sqlite,postgres."
+    )
 PG_ADMIN_URL = os.environ.get(
     "FCR_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
@@ -77,7 +84,7 @@ def postgres_url() -> Iterator[str]:
     admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'app.db'}"
