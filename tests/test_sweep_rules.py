@@ -16,6 +16,7 @@ from flask import Flask
 from flask_campaign_retry.clock import utcnow
 from flask_campaign_retry.engine.claims import claim_and_take
 from flask_campaign_retry.providers.sandbox.rules import FaultRule
+from flask_campaign_retry.recovery import sweep
 from flask_campaign_retry.recovery.sweep import LOST_IN_FLIGHT, recover, schedule_recovery
 from flask_campaign_retry.state import get_state
 from flask_campaign_retry.statuses import BatchStatus, EmailStatus, RecipientStatus
@@ -104,6 +105,81 @@ def test_a_sweep_expires_exactly_the_dead_claims_in_flight_rows(app: Flask, mail
     ) == 7
     assert reload(campaign).status is EmailStatus.PARTIALLY_SENT  # the one SENT row
     assert recover(moment + timedelta(seconds=2)).finalized_attempts == []
+
+
+def test_a_batch_settled_between_the_sweeps_select_and_its_update_is_left_alone(
+    app: Flask, mailgun: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep reads the expired batches, then expires each with a compare-and-set. A worker
+    that settles the batch in between wins: the batch, its rows and its attempt's counters stay
+    as the worker left them, and the sweep does not report the batch as expired."""
+    campaign = campaign_with(ALL)
+    first, _second = prepare_only(app, campaign)
+    models = get_state().models
+    assert claim_and_take(get_state(), "slow", batch_id=first) is not None
+    hostapp.db.session.commit()
+    moment = utcnow()
+    _set(models.batch, models.batch.id == first, lease_until=moment - timedelta(seconds=1))
+    real = sweep._expire_batch
+
+    def worker_settles_first(state: Any, batch_id: int, now: Any) -> bool:
+        r = models.recipient
+        _set(r, r.batch_id == batch_id, status=RecipientStatus.SENT)
+        _set(
+            models.batch,
+            models.batch.id == batch_id,
+            status=BatchStatus.DONE,
+            claim_token=None,
+            lease_until=None,
+        )
+        return real(state, batch_id, now)
+
+    monkeypatch.setattr(sweep, "_expire_batch", worker_settles_first)
+
+    report = recover(moment)
+
+    assert report.expired_batches == []
+    rows = recipient_rows(campaign)
+    assert {e: rows[e].status for e in ALL} == {
+        **dict.fromkeys(FIRST, RecipientStatus.SENT),
+        **dict.fromkeys(SECOND, RecipientStatus.PENDING),
+    }
+    assert [(b.status, b.uncertain, b.error_message) for b in batches(campaign)] == [
+        (BatchStatus.DONE, 0, None),
+        (BatchStatus.QUEUED, 0, None),
+    ]
+    [attempt] = attempts(campaign)
+    assert (attempt.uncertain, attempt.batches_settled) == (0, 0)
+
+
+@pytest.mark.parametrize("lease", ["renewed", "ends now", "settled"])
+def test_the_expiry_compare_and_set_refuses_a_batch_not_sending_past_its_lease(
+    app: Flask, mailgun: Any, lease: str
+) -> None:
+    """A lease renewed since the SELECT, one ending at the very moment, or a batch no longer
+    SENDING: the compare-and-set answers False and writes nothing."""
+    campaign = campaign_with(ALL)
+    first, _second = prepare_only(app, campaign)
+    models = get_state().models
+    assert claim_and_take(get_state(), "alive", batch_id=first) is not None
+    hostapp.db.session.commit()
+    moment = utcnow()
+    until = {"renewed": moment + timedelta(seconds=30), "ends now": moment}.get(
+        lease, moment - timedelta(seconds=1)
+    )
+    values: dict[str, Any] = {"lease_until": until}
+    if lease == "settled":
+        values["status"] = BatchStatus.DONE
+    _set(models.batch, models.batch.id == first, **values)
+    before = [(b.status, b.lease_until, b.claim_token) for b in batches(campaign)]
+
+    assert sweep._expire_batch(get_state(), first, moment) is False
+
+    assert [(b.status, b.lease_until, b.claim_token) for b in batches(campaign)] == before
+    rows = recipient_rows(campaign)
+    assert {rows[e].status for e in ALL} == {RecipientStatus.PENDING}
+    [attempt] = attempts(campaign)
+    assert (attempt.uncertain, attempt.batches_settled) == (0, 0)
 
 
 def test_the_sweep_looks_up_uncertain_rows_of_settled_batches(
