@@ -152,6 +152,40 @@ def test_a_batch_settled_between_the_sweeps_select_and_its_update_is_left_alone(
     assert (attempt.uncertain, attempt.batches_settled) == (0, 0)
 
 
+def test_an_attempt_another_finalizer_closed_first_is_not_reported_by_the_sweep(
+    app: Flask, mailgun: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every batch settled but the attempt still open: the sweep finalizes it, unless another
+    finalizer (a worker's last batch) closes it between the sweep's SELECT and its own call;
+    then the sweep reports nothing and the campaign keeps the one outcome written."""
+    campaign = campaign_with(FIRST)
+    [only] = prepare_only(app, campaign)
+    models = get_state().models
+    r = models.recipient
+    _set(r, r.campaign_id == campaign.id, status=RecipientStatus.SENT)
+    _set(models.batch, models.batch.id == only, status=BatchStatus.DONE)
+    [attempt] = attempts(campaign)
+    _set(models.attempt, models.attempt.id == attempt.id, batches_settled=1, sent=5)
+    real = sweep.finalize_attempt
+    calls: list[object] = []
+
+    def another_finalizer_first(state: Any, attempt_id: int) -> Any:
+        calls.append(real(state, attempt_id))  # the worker's finalizer wins the race
+        result = real(state, attempt_id)
+        calls.append(result)
+        return result
+
+    monkeypatch.setattr(sweep, "finalize_attempt", another_finalizer_first)
+
+    report = recover()
+
+    assert calls == [EmailStatus.SENT, None]
+    assert report.finalized_attempts == []
+    assert reload(campaign).status is EmailStatus.SENT
+    [attempt] = attempts(campaign)
+    assert attempt.ended_at is not None
+
+
 @pytest.mark.parametrize("lease", ["renewed", "ends now", "settled"])
 def test_the_expiry_compare_and_set_refuses_a_batch_not_sending_past_its_lease(
     app: Flask, mailgun: Any, lease: str
