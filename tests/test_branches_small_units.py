@@ -7,6 +7,7 @@ import random
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import fakeredis
@@ -19,6 +20,7 @@ from flask_campaign_retry.providers import mailgun as mailgun_package
 from flask_campaign_retry.providers import sandbox as sandbox_package
 from flask_campaign_retry.providers.base import BatchRef, OutgoingMessage
 from flask_campaign_retry.providers.loader import load_provider
+from flask_campaign_retry.providers.mailgun import provider as provider_module
 from flask_campaign_retry.providers.mailgun.form import build_form, check_message
 from flask_campaign_retry.providers.mailgun.provider import MailgunProvider
 from flask_campaign_retry.providers.mailgun.signature import (
@@ -82,9 +84,11 @@ def test_a_header_value_that_is_not_a_string_is_refused_naming_the_header() -> N
     assert str(caught.value) == "header 'X-Count': the value must be a string, got int."
 
 
-def test_a_message_within_the_limits_passes_the_check() -> None:
-    """Three string tags and string headers are what Mailgun takes: no error."""
-    assert check_message(message(tags=["a", "b", "c"], headers={"X-A": "1"})) is None
+def test_three_tags_pass_the_check_and_a_fourth_is_refused() -> None:
+    """Three string tags and string headers are what Mailgun takes; the fourth tag is not."""
+    check_message(message(tags=["a", "b", "c"], headers={"X-A": "1"}))
+    with pytest.raises(ValueError, match=r"^tags: Mailgun allows at most 3 o:tag values"):
+        check_message(message(tags=["a", "b", "c", "d"]))
 
 
 def test_a_batch_without_recipients_is_refused() -> None:
@@ -225,3 +229,54 @@ def test_a_state_replaced_by_something_else_is_refused_naming_the_key() -> None:
         "app.extensions['campaign_retry'] of app 'replaced' was replaced by something "
         "that is not flask-campaign-retry's state."
     )
+
+
+# -- Mailgun provider construction and its answer ---------------------------------------------
+
+
+@pytest.mark.parametrize(("key", "domain"), [("", "mg.example.com"), ("key-1", "")])
+def test_a_mailgun_provider_without_key_or_domain_is_refused(key: str, domain: str) -> None:
+    """Built directly (not from config), a blank key or domain is still a clear refusal."""
+    with pytest.raises(ConfigurationError) as caught:
+        MailgunProvider(key, domain)
+    assert str(caught.value) == "MailgunProvider needs an API key and a sending domain."
+
+
+def test_a_mailgun_api_url_that_is_not_text_is_refused_quoting_it() -> None:
+    """``MAILGUN_API_URL = 443`` is named back to the host, not passed on to requests."""
+    config = {
+        "MAILGUN_API_KEY": "key-1",
+        "MAILGUN_DOMAIN": "mg.example.com",
+        "MAILGUN_API_URL": 443,
+    }
+    with pytest.raises(ConfigurationError) as caught:
+        MailgunProvider.from_config(config)
+    assert str(caught.value) == "MAILGUN_API_URL must be a string, got 443."
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            '{"id": "<20261203.1@mg.example.com>", "message": "Queued. Thank you."}',
+            "20261203.1@mg.example.com",
+        ),
+        ('{"id": "bare@mg.example.com"}', "bare@mg.example.com"),
+        ('{"message": "Queued. Thank you."}', None),
+        ('{"id": 7}', None),
+        ('["<x@mg>"]', None),
+        ("<html>502 Bad Gateway</html>", None),
+    ],
+)
+def test_the_message_id_is_read_without_brackets_or_is_none_with_a_warning(
+    text: str, expected: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Mailgun's ``id`` loses its angle brackets (the events' form); an answer without a usable
+    id gives None and one warning, never an exception after the mail was accepted."""
+    with caplog.at_level("WARNING", logger="flask_campaign_retry"):
+        assert provider_module._message_id(SimpleNamespace(text=text)) == expected
+    warned = [r.getMessage() for r in caplog.records]
+    if expected is None:
+        assert warned == ["Mailgun accepted a batch but its answer had no message id"]
+    else:
+        assert warned == []
