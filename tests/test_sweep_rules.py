@@ -107,18 +107,23 @@ def test_a_sweep_expires_exactly_the_dead_claims_in_flight_rows(app: Flask, mail
     assert recover(moment + timedelta(seconds=2)).finalized_attempts == []
 
 
+def _first_batch_claimed(app: Flask) -> tuple[Any, int, Any]:
+    """A campaign of ALL prepared in two batches, the first claimed; and the moment after."""
+    campaign = campaign_with(ALL)
+    first, _second = prepare_only(app, campaign)
+    assert claim_and_take(get_state(), "worker", batch_id=first) is not None
+    hostapp.db.session.commit()
+    return campaign, first, utcnow()
+
+
 def test_a_batch_settled_between_the_sweeps_select_and_its_update_is_left_alone(
     app: Flask, mailgun: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The sweep reads the expired batches, then expires each with a compare-and-set. A worker
     that settles the batch in between wins: the batch, its rows and its attempt's counters stay
     as the worker left them, and the sweep does not report the batch as expired."""
-    campaign = campaign_with(ALL)
-    first, _second = prepare_only(app, campaign)
+    campaign, first, moment = _first_batch_claimed(app)
     models = get_state().models
-    assert claim_and_take(get_state(), "slow", batch_id=first) is not None
-    hostapp.db.session.commit()
-    moment = utcnow()
     _set(models.batch, models.batch.id == first, lease_until=moment - timedelta(seconds=1))
     real = sweep._expire_batch
 
@@ -192,12 +197,8 @@ def test_the_expiry_compare_and_set_refuses_a_batch_not_sending_past_its_lease(
 ) -> None:
     """A lease renewed since the SELECT, one ending at the very moment, or a batch no longer
     SENDING: the compare-and-set answers False and writes nothing."""
-    campaign = campaign_with(ALL)
-    first, _second = prepare_only(app, campaign)
+    campaign, first, moment = _first_batch_claimed(app)
     models = get_state().models
-    assert claim_and_take(get_state(), "alive", batch_id=first) is not None
-    hostapp.db.session.commit()
-    moment = utcnow()
     until = {"renewed": moment + timedelta(seconds=30), "ends now": moment}.get(
         lease, moment - timedelta(seconds=1)
     )
