@@ -146,6 +146,16 @@ def test_the_recover_command_runs_a_sweep_and_reports_it(app: Flask, mailgun: An
     with time_machine.travel(_later(app), tick=True):
         result = runner.invoke(args=["campaign-retry", "recover"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["requeued_attempts"] == [attempts(campaign)[0].id]
+    # Every part of the report, by name, each with what this sweep did.
+    assert json.loads(result.output) == {
+        "expired_batches": [],
+        "reconciled": {},
+        "finalized_attempts": [],
+        "requeued_batches": [],
+        "requeued_attempts": [attempts(campaign)[0].id],
+        "requeued_auto_retries": [],
+        "started_scheduled": [],
+        "held_scheduled": [],
+    }
     drain(app)
     assert reload(campaign).status is EmailStatus.SENT

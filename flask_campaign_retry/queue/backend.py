@@ -75,10 +75,17 @@ class QueueBackend:
         return job
 
     def enqueue_many(
-        self, func: str, ids: Sequence[int], job_ids: Sequence[str] | None = None
+        self,
+        func: str,
+        ids: Sequence[int],
+        job_ids: Sequence[str] | None = None,
+        *,
+        now: datetime | None = None,
+        started_grace: float | None = None,
     ) -> int:
         """Enqueue ``func(id)`` for every id, in pipelined chunks; with ``job_ids`` (one per
-        id) only those whose job does not already wait or run. Returns how many were queued."""
+        id) only those whose job does not already wait or run, judged as :meth:`live` judges
+        it at ``now`` with ``started_grace``. Returns how many were queued."""
         chunk = 500
         queued = 0
         for start in range(0, len(ids), chunk):
@@ -87,7 +94,7 @@ class QueueBackend:
             if job_ids is not None:
                 names = list(job_ids[start : start + chunk])
                 known = self._statuses([name for name in names if name is not None])
-                live = self._live(known)
+                live = self._live(known, now, started_grace)
                 keep = [i for i, name in enumerate(names) if name not in live]
                 part, names = [part[i] for i in keep], [names[i] for i in keep]
                 for name in names:

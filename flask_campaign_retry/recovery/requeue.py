@@ -77,7 +77,15 @@ def requeue_lost_work(state: AppState, app: Flask, now: datetime, report: Recove
             if job_id not in live
         ]
         if lost:
-            backend.enqueue_many(BATCH_JOB, [i for i, _ in lost], [j for _, j in lost])
+            # Judged as ``live`` judged them: a job started too long ago is replaced, not
+            # counted live again by its worker's registry entry, which outlives the worker.
+            backend.enqueue_many(
+                BATCH_JOB,
+                [i for i, _ in lost],
+                [j for _, j in lost],
+                now=now,
+                started_grace=REQUEUE_AFTER_SECONDS,
+            )
             report.requeued_batches.extend(i for i, _ in lost)
     for attempt_id in unprepared:
         job_id = prepare_job_id(queue_name, int(attempt_id))
