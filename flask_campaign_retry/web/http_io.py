@@ -143,9 +143,6 @@ def handle_http_error(error: HTTPException) -> ResponseReturnValue:
     response.status_code = error.code or 500
     if isinstance(error, QueueDown):
         response.headers["Retry-After"] = "5"
-    if error.code == 405:
-        response.headers.update(error.get_headers())
-        response.headers["Content-Type"] = "application/json"
     return response
 
 
