@@ -84,6 +84,10 @@ def test_the_cache_key_changes_with_the_password_without_showing_it() -> None:
         ({"MAIL_PORT": 70000}, "1-65535"),
         ({"MAIL_USE_TLS": "yes"}, "must be True or False"),
         ({"CAMPAIGN_RETRY_SMTP_TIMEOUT": 0}, "CAMPAIGN_RETRY_SMTP_TIMEOUT"),
+        ({"MAIL_SERVER": ""}, r"SMTP server \(MAIL_SERVER\) must be a host name"),
+        ({"MAIL_DEFAULT_SENDER": "Newsletter"}, "'Newsletter' has no address"),
+        ({"MAIL_USERNAME": "ann\r\nRCPT", "MAIL_PASSWORD": "p"}, "username contains a line"),
+        ({"CAMPAIGN_RETRY_SMTP_SHARED_TO": "a\0b"}, "shared_to contains a line break or NUL"),
     ],
 )
 def test_bad_smtp_settings_are_refused_at_init(extra: dict[str, object], words: str) -> None:
