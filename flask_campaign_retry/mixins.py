@@ -91,9 +91,10 @@ class CampaignMixin:
     )
 
     @declared_attr
-    def cloned_from_id(cls) -> Mapped[int | None]:
+    def cloned_from_id(cls) -> Mapped[Any]:
+        # No type of its own: a foreign key column takes the campaign key's type (INTEGER,
+        # BIGINT, UUID, VARCHAR...), so PostgreSQL accepts the constraint whatever the key.
         return mapped_column(
-            sa.Integer,
             sa.ForeignKey(
                 f"{cls.__tablename__}.id",
                 ondelete="SET NULL",
@@ -151,7 +152,7 @@ def campaign_mixin(**names: str) -> type:
 
 
 def _cloned_from(name: str) -> Any:
-    def cloned_from(cls: Any) -> Mapped[int | None]:
+    def cloned_from(cls: Any) -> Mapped[Any]:
         column = vars(CampaignMixin)["cloned_from_id"].fget(cls)
         column.column.info[COLUMN_INFO_KEY] = "cloned_from_id"
         return column  # type: ignore[no-any-return]

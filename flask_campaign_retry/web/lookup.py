@@ -39,7 +39,9 @@ def _key_type(state: AppState) -> type:
     column = _key_column(state)
     try:
         python_type: type = column.type.python_type
-    except NotImplementedError:
+    except NotImplementedError:  # SQLAlchemy 2.0: a type that declares no Python type
+        python_type = str
+    if python_type is object:  # SQLAlchemy 2.1 answers ``object`` for such a type
         python_type = str
     return python_type
 
