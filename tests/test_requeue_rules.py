@@ -16,8 +16,9 @@ from flask import Flask
 from rq.utils import utcformat
 
 from flask_campaign_retry.clock import utcnow
+from flask_campaign_retry.queue.backend import SCHEDULED_OVERDUE_SECONDS
 from flask_campaign_retry.queue.job_ids import auto_retry_job_id, batch_job_id, prepare_job_id
-from flask_campaign_retry.queue.names import AUTO_RETRY_JOB, BATCH_JOB
+from flask_campaign_retry.queue.names import AUTO_RETRY_JOB, BATCH_JOB, PREPARE_JOB
 from flask_campaign_retry.recovery.requeue import REQUEUE_AFTER_SECONDS
 from flask_campaign_retry.recovery.sweep import recover
 from flask_campaign_retry.state import get_state
@@ -124,8 +125,9 @@ def test_a_busy_queue_requeues_only_the_missing_or_dead_batch_jobs(app: Flask) -
     """The queue still holds jobs, so each stalled batch's job is looked up by its id (which
     names the batch's claims so far): waiting or started within the settle time, it is live;
     gone, under an older claim's id, or started longer ago than the settle time, it is lost
-    and queued under its current id."""
-    t0 = utcnow() - timedelta(hours=1)
+    and queued under its current id. The sweep runs an hour ahead of the clock: every job is
+    judged at the sweep's moment, the lookup and the enqueue alike."""
+    t0 = utcnow() + timedelta(hours=1)
     now = t0 + timedelta(minutes=1)
     kept, retried, gone, started_old, started_recent = _prepared(app, "busy", t0, size=10)
     backend = get_state().queue(app)
@@ -225,3 +227,34 @@ def test_a_missed_automatic_retry_is_one_still_planned_for_a_failed_or_partial_c
     assert _waiting_args(app, AUTO_RETRY_JOB) == sorted([ids["failed"], ids["partial"]])
     assert recover(t0 + SETTLE + TICK).requeued_auto_retries == []
     assert [b for name in ids for b in batches(hostapp.db.session.get(c, ids[name]))] == []
+
+
+def test_scheduled_preparations_and_retries_are_judged_overdue_at_the_sweep_s_moment(
+    app: Flask,
+) -> None:
+    """A preparation and an automatic retry scheduled for an hour from now, whose scheduler
+    died: a sweep at that hour plus the overdue margin queues both again; one judged by the
+    real clock would still see them waiting."""
+    due = (utcnow() + timedelta(hours=1)).replace(microsecond=0)
+    moment = due + timedelta(seconds=SCHEDULED_OVERDUE_SECONDS + 1)
+    state = get_state()
+    backend = state.queue(app)
+    queue_name = state.settings.queue_name
+    campaign = campaign_with(emails(2, prefix="prep"), list_name="prep")
+    hostapp.retry.send(campaign)
+    [attempt] = attempts(campaign)
+    backend.queue.empty()
+    backend.enqueue(PREPARE_JOB, attempt.id, at=due, job_id=prepare_job_id(queue_name, attempt.id))
+    c = state.models.campaign
+    failed = hostapp.new_campaign("nobody", name="auto")
+    _set(c, c.id == failed.id, status=EmailStatus.FAILED, next_auto_retry_at=due, retry_count=1)
+    retry_job = auto_retry_job_id(queue_name, failed.id, 1)
+    backend.enqueue(AUTO_RETRY_JOB, failed.id, at=due, job_id=retry_job)
+    assert backend.queue.count == 0
+
+    assert recover(due).requeued_attempts == []  # on time: the scheduler's to move
+    report = recover(moment)
+
+    assert report.requeued_attempts == [attempt.id]
+    assert report.requeued_auto_retries == [failed.id]
+    assert sorted(_waiting(app)) == sorted([prepare_job_id(queue_name, attempt.id), retry_job])
