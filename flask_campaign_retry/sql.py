@@ -1,4 +1,4 @@
-"""Small portable SQL helpers: insert-ignore, claims with SKIP LOCKED, chunking."""
+"""Small portable SQL helpers: insert ignoring duplicates, chunking."""
 
 from __future__ import annotations
 
@@ -29,19 +29,3 @@ def insert_ignoring_duplicates(table: sa.Table, dialect: str) -> Any:
         return sa.insert(table).prefix_with("IGNORE")
     return sa.insert(table)
 
-
-def claim_where(
-    table: sa.Table, dialect: str, condition: sa.ColumnElement[bool]
-) -> sa.ColumnElement[bool]:
-    """A WHERE clause for a compare-and-set claim.
-
-    On PostgreSQL the candidate row is locked with ``FOR UPDATE SKIP LOCKED`` so a second worker
-    racing for the same row moves on at once instead of waiting; elsewhere the plain condition,
-    re-checked by the UPDATE itself, is the claim (the caller checks the row count).
-    """
-    if dialect == "postgresql":
-        locked = (
-            sa.select(table.c.id).where(condition).with_for_update(skip_locked=True)
-        ).scalar_subquery()
-        return table.c.id == locked
-    return condition
