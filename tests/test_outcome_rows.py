@@ -262,3 +262,60 @@ def test_a_run_with_no_submission_writes_only_its_skipped_and_invalid_rows(app: 
         _untouched(),
         (SKIPPED, None, None, None, None, 0, False),
     ]
+
+
+def test_an_accepted_group_beside_a_failed_one_writes_only_its_own_rows(app: Flask) -> None:
+    """Two groups and nobody left unsubmitted: the accepted group is not the whole batch."""
+    batch = Batch(app, 3)
+    result = SubmissionResult(
+        outcomes=[
+            GroupOutcome(batch.people(0, 1), message_id="<ok>"),
+            GroupOutcome(batch.people(2), error=_error(FailureKind.PERMANENT, "no", 400)),
+        ],
+        unsubmitted=[],
+        calls=2,
+    )
+    batch.write(result=result)
+
+    assert batch.rows() == [
+        (SENT, None, None, None, "<ok>", 1, True),
+        (SENT, None, None, None, "<ok>", 1, True),
+        (FAILED, "permanent", 400, "no", None, 1, False),
+    ]
+
+
+def test_one_accepted_group_with_recipients_left_unsubmitted_is_not_the_whole_batch(
+    app: Flask,
+) -> None:
+    batch = Batch(app, 3)
+    result = SubmissionResult(
+        outcomes=[GroupOutcome(batch.people(0, 1), message_id="<ok>")],
+        unsubmitted=batch.people(2),
+        calls=1,
+    )
+    batch.write(result=result)
+
+    assert batch.rows() == [
+        (SENT, None, None, None, "<ok>", 1, True),
+        (SENT, None, None, None, "<ok>", 1, True),
+        _untouched(),
+    ]
+
+
+def test_two_answers_recipient_by_recipient_are_each_written_once(app: Flask) -> None:
+    """A deferred one stays PENDING: written twice, it would count two submissions."""
+    batch = Batch(app, 2)
+    result = SubmissionResult(
+        outcomes=[
+            GroupOutcome(batch.people(0), error=_error(FailureKind.TRANSIENT, "421", 421)),
+            GroupOutcome(batch.people(1), message_id="<b>"),
+        ],
+        unsubmitted=[],
+        calls=2,
+    )
+    batch.write(result=result, reschedule_at=utcnow() + timedelta(minutes=1))
+
+    assert batch.rows() == [
+        (PENDING, "transient", 421, "421", None, 1, False),
+        (SENT, None, None, None, "<b>", 1, True),
+    ]
