@@ -319,3 +319,39 @@ def test_two_answers_recipient_by_recipient_are_each_written_once(app: Flask) ->
         (PENDING, "transient", 421, "421", None, 1, False),
         (SENT, None, None, None, "<b>", 1, True),
     ]
+
+
+def test_the_run_counts_each_recipient_by_outcome_and_leaves_deferred_ones_out() -> None:
+    """The attempt's counters: a deferred group is not counted yet and does not stop the
+    count of the groups after it; uncertain and failed are told apart."""
+
+    def people(*ids: int) -> list[BatchRecipient]:
+        return [BatchRecipient(i, f"r{i}@example.com") for i in ids]
+
+    result = SubmissionResult(
+        outcomes=[
+            GroupOutcome(people(1, 2), error=_error(FailureKind.TRANSIENT, "busy", 503)),
+            GroupOutcome(people(3), error=_error(FailureKind.UNCERTAIN, "timeout")),
+            GroupOutcome(people(4, 5), error=_error(FailureKind.PERMANENT, "no", 400)),
+            GroupOutcome(people(6, 7, 8), message_id="<ok>"),
+        ],
+        unsubmitted=people(9),
+        calls=4,
+    )
+    outcome = BatchOutcome(
+        batch_id=1,
+        attempt_id=1,
+        claim_token="t",
+        skipped_ids=[10],
+        invalid=[(11, "bad")],
+        result=result,
+    )
+    assert outcome.counts() == {"sent": 3, "failed": 5, "uncertain": 1, "skipped": 1}
+    deferred = BatchOutcome(
+        batch_id=1,
+        attempt_id=1,
+        claim_token="t",
+        result=result,
+        reschedule_at=utcnow() + timedelta(minutes=1),
+    )
+    assert deferred.counts() == {"sent": 3, "failed": 2, "uncertain": 1, "skipped": 0}
