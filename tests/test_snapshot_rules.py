@@ -100,3 +100,13 @@ def test_an_invalid_address_makes_a_failed_row_deduplicated_like_any_other(
         "error_message": row["error_message"],
     }
     assert row["error_message"].startswith("invalid address")
+
+
+def test_a_long_address_problem_is_cut_to_200_characters() -> None:
+    """A domain full of invalid characters gets a long explanation: the row keeps its first
+    200 characters."""
+    junk = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in "@.")
+    row = recipient_row(7, "inc-1", f"a@{junk}.com", None, True)
+    message = row["error_message"]
+    assert len(message) == 200
+    assert message.startswith("invalid address: The part after the @-sign contains invalid ")
