@@ -188,3 +188,29 @@ def test_a_batch_is_due_at_the_very_moment_its_wait_ends(
         _set(state.models.attempt, batches(campaign)[0].attempt_id, paused_until=moment)
     with time_machine.travel(moment.replace(tzinfo=UTC), tick=False):
         assert _claim(batch_id=only).batch_id == only
+
+
+def test_on_postgresql_a_claim_skips_a_batch_another_transaction_holds(
+    app: Flask, mailgun: Any
+) -> None:
+    """Another worker's transaction holds the first due batch's row: an attempt-wide claim takes
+    the next one at once (SKIP LOCKED) instead of waiting for that lock; a claim of the held
+    batch by id gets nothing, at once too."""
+    if hostapp.db.engine.dialect.name != "postgresql":
+        pytest.skip("row locks: PostgreSQL only")
+    campaign = campaign_with(emails(7))
+    first, second, _ = prepare_only(app, campaign)
+    attempt_id = batches(campaign)[0].attempt_id
+    table = get_state().models.batch.__table__
+    with hostapp.db.engine.connect() as other:
+        other.execute(sa.select(table.c.id).where(table.c.id == first).with_for_update())
+        hostapp.db.session.execute(sa.text("SET LOCAL lock_timeout = '3s'"))
+        claim = claim_and_take(get_state(), "tok", attempt_id=attempt_id)
+        assert claim is not None and claim.batch_id == second
+        hostapp.db.session.commit()
+        hostapp.db.session.execute(sa.text("SET LOCAL lock_timeout = '3s'"))
+        assert claim_and_take(get_state(), "tok2", batch_id=first) is None
+        hostapp.db.session.rollback()
+        other.rollback()
+    found = {b.id: b.status for b in batches(campaign)}
+    assert (found[first], found[second]) == (BatchStatus.QUEUED, BatchStatus.SENDING)
