@@ -334,10 +334,12 @@ def test_the_run_counts_each_recipient_by_outcome_and_leaves_deferred_ones_out()
             GroupOutcome(people(3), error=_error(FailureKind.UNCERTAIN, "timeout")),
             GroupOutcome(people(4, 5), error=_error(FailureKind.PERMANENT, "no", 400)),
             GroupOutcome(people(6, 7, 8), message_id="<ok>"),
+            GroupOutcome(people(12, 13), error=_error(FailureKind.UNCERTAIN, "502", 502)),
         ],
         unsubmitted=people(9),
-        calls=4,
+        calls=5,
     )
+    claimed = list(range(1, 14))
     outcome = BatchOutcome(
         batch_id=1,
         attempt_id=1,
@@ -345,8 +347,19 @@ def test_the_run_counts_each_recipient_by_outcome_and_leaves_deferred_ones_out()
         skipped_ids=[10],
         invalid=[(11, "bad")],
         result=result,
+        all_claimed_ids=claimed,
     )
-    assert outcome.counts() == {"sent": 3, "failed": 5, "uncertain": 1, "skipped": 1}
+    assert outcome.counts() == {"sent": 3, "failed": 5, "uncertain": 3, "skipped": 1}
+    raised = BatchOutcome(
+        batch_id=1,
+        attempt_id=1,
+        claim_token="t",
+        skipped_ids=[10],
+        invalid=[(11, "bad")],
+        builder_error="the message_builder raised",
+        all_claimed_ids=[1, 2, 3],
+    )
+    assert raised.counts() == {"sent": 0, "failed": 4, "uncertain": 0, "skipped": 1}
     deferred = BatchOutcome(
         batch_id=1,
         attempt_id=1,
@@ -354,4 +367,4 @@ def test_the_run_counts_each_recipient_by_outcome_and_leaves_deferred_ones_out()
         result=result,
         reschedule_at=utcnow() + timedelta(minutes=1),
     )
-    assert deferred.counts() == {"sent": 3, "failed": 2, "uncertain": 1, "skipped": 0}
+    assert deferred.counts() == {"sent": 3, "failed": 2, "uncertain": 3, "skipped": 0}
