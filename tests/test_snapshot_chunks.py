@@ -35,12 +35,17 @@ def _layout(campaign: Any) -> list[tuple[int, int, list[str]]]:
     ]
 
 
+def _another_campaign_prepared(app: Flask) -> tuple[Any, list[tuple[int, int, list[str]]]]:
+    """Another campaign with batches of its own, and their layout: nothing may touch them."""
+    other = campaign_with(emails(2, prefix="other"), list_name="other")
+    prepare_only(app, other)
+    return other, _layout(other)
+
+
 def test_a_chunk_of_only_invalid_addresses_makes_no_batch_and_the_rest_follows(
     app: Flask,
 ) -> None:
-    other = campaign_with(emails(2, prefix="other"), list_name="other")
-    prepare_only(app, other)
-    before = _layout(other)
+    other, before = _another_campaign_prepared(app)
     campaign = campaign_with(
         ["not-an-address", "also not one", "c@example.com", "d@example.com", "e@example.com"]
     )
@@ -64,9 +69,7 @@ def test_a_chunk_of_only_invalid_addresses_makes_no_batch_and_the_rest_follows(
 def test_a_chunk_of_only_duplicates_of_earlier_chunks_makes_no_batch_and_the_rest_follows(
     app: Flask,
 ) -> None:
-    other = campaign_with(emails(2, prefix="other"), list_name="other")
-    prepare_only(app, other)
-    before = _layout(other)
+    other, before = _another_campaign_prepared(app)
     campaign = campaign_with(
         [
             "a@example.com",
