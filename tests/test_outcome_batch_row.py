@@ -223,3 +223,19 @@ def test_a_run_adds_to_its_attempt_keeping_the_first_halt_and_the_latest_pause(
     assert run(pause_until=soon) == (2, 1)
     hostapp.db.session.refresh(attempt)
     assert attempt.paused_until == soon.replace(tzinfo=None)
+
+
+def test_a_long_halt_reason_is_kept_to_500_characters(app: Flask) -> None:
+    batch = _claimed(app, 2)
+    outcome = BatchOutcome(
+        batch_id=batch.batch_id,
+        attempt_id=batch.attempt_id,
+        claim_token="tok",
+        builder_error="h" * 600,
+        all_claimed_ids=batch.ids,
+    )
+    OutcomeWriter(get_state()).count_into_attempt(outcome)
+    hostapp.db.session.commit()
+    attempt = hostapp.db.session.get(get_state().models.attempt, batch.attempt_id)
+    hostapp.db.session.refresh(attempt)
+    assert attempt.halt_reason == "h" * 500
