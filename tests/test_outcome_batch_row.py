@@ -223,6 +223,9 @@ def test_a_run_adds_to_its_attempt_keeping_the_first_halt_and_the_latest_pause(
     assert run(pause_until=soon) == (2, 1)
     hostapp.db.session.refresh(attempt)
     assert attempt.paused_until == soon.replace(tzinfo=None)
+    run(pause_until=later, reschedule_at=later)  # a later pause replaces an earlier one
+    hostapp.db.session.refresh(attempt)
+    assert attempt.paused_until == later.replace(tzinfo=None)
 
 
 def test_a_long_halt_reason_is_kept_to_500_characters(app: Flask) -> None:
