@@ -28,4 +28,3 @@ def insert_ignoring_duplicates(table: sa.Table, dialect: str) -> Any:
     if dialect in {"mysql", "mariadb"}:
         return sa.insert(table).prefix_with("IGNORE")
     return sa.insert(table)
-
