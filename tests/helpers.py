@@ -76,9 +76,10 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None
 def _queue_story(app: Flask) -> str:
     """What the queue holds, and why failed jobs failed: the message of a drain that timed out."""
     queue = get_state(app).queue(app).queue
+    due = queue.connection.zrange(queue.scheduled_job_registry.key, 0, -1, withscores=True)
     lines = [
-        f"queued={queue.count} scheduled={queue.scheduled_job_registry.get_job_ids()} "
-        f"started={queue.started_job_registry.get_job_ids()}"
+        f"queued={queue.count} started={queue.started_job_registry.get_job_ids()} "
+        f"now={time.time():.1f} scheduled (id, due)={[(j.decode(), at) for j, at in due]}"
     ]
     for job_id in queue.failed_job_registry.get_job_ids():
         job = queue.fetch_job(job_id)

@@ -21,12 +21,12 @@ from typing import Any
 
 from flask import Flask
 from redis import Redis
-from rq import SimpleWorker
 from rq.scheduler import RQScheduler
 from rq.timeouts import TimerDeathPenalty
 
 from flask_campaign_retry.errors import ConfigurationError
 from flask_campaign_retry.queue.job_class import bound_job_class
+from flask_campaign_retry.queue.listener import PromptSimpleWorker
 from flask_campaign_retry.queue.names import RECOVERY_JOB
 from flask_campaign_retry.state import get_state
 
@@ -41,7 +41,7 @@ EMBEDDED_WARNING = (
 )
 
 
-class _ThreadWorker(SimpleWorker):
+class _ThreadWorker(PromptSimpleWorker):
     """A SimpleWorker that can run outside the main thread (no signal handlers, no SIGALRM)."""
 
     death_penalty_class = TimerDeathPenalty

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask
 from rq import SimpleWorker, Worker
 
+from flask_campaign_retry.queue.listener import PromptSimpleWorker, PromptWorker
 from flask_campaign_retry.state import get_state
 
 
@@ -28,7 +29,7 @@ def make_worker(
     backend = state.queue(app)
     if not simple:
         _preload(app)
-    worker_class: Any = SimpleWorker if simple else Worker
+    worker_class: Any = PromptSimpleWorker if simple else PromptWorker
     if outage_aware is not None:
         worker_class = outage_aware(worker_class)
     return worker_class(  # type: ignore[no-any-return]
